@@ -1,0 +1,123 @@
+# dbstack.ha — the two commands that matter:
+#   make lab    bring up the local lab and provision the whole stack on it
+#   make test   run the whole test suite (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+BIN         := $(CURDIR)/$(VENV)/bin
+LAB_NAME    ?= dbstack
+LAB_INV     := inventory/lab
+COLL_LINK   := .build/collections/ansible_collections/dbstack/ha
+TIMED       := lab/timed
+
+# Everything below runs with the venv's tools and this checkout as dbstack.ha.
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONPATH := $(CURDIR)/.build/collections
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+.PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
+        test lint sanity unit integration molecule lab-e2e build clean
+
+help:
+	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
+	@echo "make lab-down   remove the lab's containers and network (keeps the base image)"
+	@echo "make lab-purge  lab-down, and remove the base image too"
+	@echo "make test       the whole suite: lint, sanity, unit, integration, molecule, lab end-to-end"
+	@echo "make build      build the collection artifact (dbstack-ha-VERSION.tar.gz)"
+
+# --- set-up ---------------------------------------------------------------
+$(VENV)/.installed: requirements.txt
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# This checkout, importable and runnable as the dbstack.ha collection.
+link:
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn ../../../.. $(COLL_LINK)
+
+host: venv link
+	ansible-playbook lab/host.yml
+
+image: host
+	lab/build-image.sh
+
+test-deps: venv link
+	ansible-playbook tests/host.yml
+
+deps: venv link host image test-deps
+
+# --- the lab --------------------------------------------------------------
+lab: venv link
+	@rm -f .build/timings.txt
+	@$(TIMED) "host set-up" $(MAKE) --no-print-directory host
+	@$(TIMED) "base image" lab/build-image.sh
+	@$(TIMED) "lab up" ansible-playbook -i $(LAB_INV) lab/up.yml -e lab_name=$(LAB_NAME)
+	@$(TIMED) "site.yml" ansible-playbook -i $(LAB_INV) playbooks/site.yml -e lab_name=$(LAB_NAME)
+	@echo; echo "Timings:"; cat .build/timings.txt
+
+lab-up: venv link
+	ansible-playbook -i $(LAB_INV) lab/up.yml -e lab_name=$(LAB_NAME)
+
+site: venv link
+	ansible-playbook -i $(LAB_INV) playbooks/site.yml -e lab_name=$(LAB_NAME)
+
+lab-down: venv link
+	ansible-playbook -i $(LAB_INV) lab/down.yml -e lab_name=$(LAB_NAME)
+
+lab-purge: lab-down
+	podman rmi -f localhost/dbstack-lab-base:bookworm
+
+# --- tests ----------------------------------------------------------------
+test: deps
+	@rm -f .build/timings.txt
+	@rc=0; \
+	for stage in lint sanity unit integration molecule lab-e2e; do \
+	  $(TIMED) "$$stage" $(MAKE) --no-print-directory $$stage || rc=1; \
+	done; \
+	echo; echo "Test stages:"; cat .build/timings.txt; \
+	if [ $$rc -eq 0 ]; then echo "all test stages passed"; else echo "some test stages FAILED"; fi; \
+	exit $$rc
+
+lint:
+	ansible-lint --profile production
+
+# ansible-test needs the collection at .../ansible_collections/dbstack/ha.
+sanity:
+	@rm -rf .build/sanity && mkdir -p .build/sanity/ansible_collections/dbstack/ha
+	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t .build/sanity/ansible_collections/dbstack/ha
+	cd .build/sanity/ansible_collections/dbstack/ha && \
+	  ansible-test sanity --color no --python 3.11 --requirements --skip-test shebang
+
+unit:
+	pytest -q --import-mode=importlib -p no:cacheprovider tests/unit
+
+integration:
+	pytest -q --import-mode=importlib -p no:cacheprovider tests/integration
+
+molecule:
+	@rc=0; for scenario in molecule/*/molecule.yml; do \
+	  s=$$(basename $$(dirname $$scenario)); \
+	  $(TIMED) "molecule $$s" molecule test -s $$s || rc=1; \
+	done; exit $$rc
+
+# The lab, end to end, under its own name so a developer's lab is untouched:
+# up, converge, converge again with 0 changed, down.
+lab-e2e:
+	tests/lab_e2e.sh dbstack-ci
+
+build:
+	ansible-galaxy collection build --force
+
+clean:
+	rm -rf .build dbstack-ha-*.tar.gz

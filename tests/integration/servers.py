@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+"""Real PostgreSQL, PgBouncer, Redis and Sentinel servers on loopback for tests.
+
+Each server runs from Debian's binaries in a private temporary directory, on
+free ports of 127.0.0.1, with scram-sha-256 / requirepass auth and TLS from a
+throw-away CA. Nothing is left running or listening after the session.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import ipaddress
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port, timeout=30.0, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %s: %s" % (proc.returncode, _tail(log)))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("port %d did not open in %.0f s: %s" % (port, timeout, _tail(log)))
+
+
+def _tail(path):
+    if path and os.path.exists(path):
+        with open(path) as handle:
+            return handle.read()[-2000:]
+    return ""
+
+
+class RunAs(object):
+    """Servers refuse to run as root: run them as a service account then."""
+
+    def __init__(self, user="postgres"):
+        self.is_root = os.geteuid() == 0
+        self.user = user if self.is_root else None
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            self.uid, self.gid = entry.pw_uid, entry.pw_gid
+
+    def chown(self, path):
+        if self.user:
+            os.chown(path, self.uid, self.gid)
+
+    def popen_kwargs(self):
+        """Drop privileges in the child itself, so signals reach the server."""
+        if not self.user:
+            return {}
+        return dict(user=self.uid, group=self.gid, extra_groups=[])
+
+
+def make_pki(directory, names=("localhost",), ips=("127.0.0.1",), ca_name=u"dbstack test CA"):
+    """A CA and a server certificate it signed; returns file paths."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key_pem(key):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = dict(ca=os.path.join(directory, "ca.crt"), cert=os.path.join(directory, "server.crt"),
+                 key=os.path.join(directory, "server.key"))
+    with open(paths["ca"], "wb") as handle:
+        handle.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["cert"], "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["key"], "wb") as handle:
+        handle.write(key_pem(key))
+    os.chmod(paths["key"], 0o600)
+    return paths
+
+
+class Servers(object):
+    """Start and stop the whole set; attributes describe how to reach each."""
+
+    pg_password = "pg-Admin-Pw-1"
+    app_password = "app-Pw-2"
+    admin_password = "bouncer-Admin-Pw-3"
+    redis_password = "redis-Pw-4"
+    redis_app_password = "redis-App-Pw-5"
+    sentinel_password = "sentinel-Pw-6"
+
+    def __init__(self, base):
+        self.base = base
+        self.runas = RunAs()
+        self.procs = []
+        os.chmod(base, 0o755)
+        self.runas.chown(base)
+        self.pki = make_pki(base)
+        for path in self.pki.values():
+            self.runas.chown(path)
+        self.pg_port, self.pgb_port = free_port(), free_port()
+        self.redis_port, self.redis_tls_port, self.sentinel_port = free_port(), free_port(), free_port()
+        self.socket_dir = base
+        self.pgpass = self._write("pgpass", "*:*:*:postgres:%s\n" % self.pg_password)
+
+    # -- helpers ---------------------------------------------------------
+    def _write(self, name, text, mode=0o600):
+        path = os.path.join(self.base, name)
+        with open(path, "w") as handle:
+            handle.write(text)
+        os.chmod(path, mode)
+        self.runas.chown(path)
+        return path
+
+    def _spawn(self, argv, log_name, stop_signal=signal.SIGTERM):
+        log = os.path.join(self.base, log_name)
+        handle = open(log, "ab")
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=self.base,
+                                **self.runas.popen_kwargs())
+        self.procs.append((proc, handle, stop_signal))
+        return proc, log
+
+    def _run(self, argv, **kwargs):
+        return subprocess.run(argv, check=True, cwd=self.base, **dict(self.runas.popen_kwargs(), **kwargs))
+
+    def psql(self, sql, port=None, user="postgres", dbname="postgres"):
+        # A 0600 pgpass file, never PGPASSWORD (visible in /proc) or argv.
+        env = dict(os.environ, PGPASSFILE=self.pgpass)
+        return self._run([os.path.join(PG_BIN, "psql"), "-X", "-qAt", "-h", self.socket_dir,
+                          "-p", str(port or self.pg_port), "-U", user, "-d", dbname, "-c", sql],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode().strip()
+
+    # -- servers ---------------------------------------------------------
+    def start_postgres(self):
+        data = os.path.join(self.base, "pgdata")
+        pwfile = self._write("pwfile", self.pg_password + "\n")
+        self._run([os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "postgres", "--pwfile", pwfile,
+                   "-A", "scram-sha-256", "--no-sync", "-E", "UTF8"], stdout=subprocess.DEVNULL)
+        with open(os.path.join(data, "postgresql.conf"), "a") as conf:
+            conf.write("\n".join([
+                "listen_addresses = '127.0.0.1'",
+                "port = %d" % self.pg_port,
+                "unix_socket_directories = '%s'" % self.socket_dir,
+                "password_encryption = 'scram-sha-256'",
+                "ssl = on",
+                "ssl_cert_file = '%s'" % self.pki["cert"],
+                "ssl_key_file = '%s'" % self.pki["key"],
+                "fsync = off",
+                "max_connections = 50",
+                ""]))
+        # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for clients).
+        proc, log = self._spawn([os.path.join(PG_BIN, "postgres"), "-D", data], "postgres.log", signal.SIGINT)
+        wait_port(self.pg_port, proc=proc, log=log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.psql("SELECT 1")
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % self.app_password)
+        self.psql("CREATE DATABASE appdb OWNER app")
+
+    def start_pgbouncer(self):
+        verifier = self.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+        userlist = self._write("userlist.txt", '"app" "%s"\n"pgbadmin" "%s"\n' % (verifier, self.admin_password), 0o640)
+        ini = self._write("pgbouncer.ini", "\n".join([
+            "[databases]",
+            "appdb = host=127.0.0.1 port=%d dbname=appdb" % self.pg_port,
+            "[pgbouncer]",
+            "listen_addr = 127.0.0.1",
+            "listen_port = %d" % self.pgb_port,
+            "unix_socket_dir = %s" % self.socket_dir,
+            "auth_type = scram-sha-256",
+            "auth_file = %s" % userlist,
+            "admin_users = pgbadmin",
+            "pool_mode = transaction",
+            "client_tls_sslmode = allow",
+            "client_tls_cert_file = %s" % self.pki["cert"],
+            "client_tls_key_file = %s" % self.pki["key"],
+            "server_tls_sslmode = require",
+            "logfile = %s" % os.path.join(self.base, "pgbouncer.log"),
+            "pidfile = %s" % os.path.join(self.base, "pgbouncer.pid"),
+            ""]), 0o640)
+        proc, log = self._spawn(["pgbouncer", ini], "pgbouncer.out")
+        wait_port(self.pgb_port, proc=proc, log=log)
+
+    def start_redis(self):
+        conf = self._write("redis.conf", "\n".join([
+            "bind 127.0.0.1",
+            "port %d" % self.redis_port,
+            "tls-port %d" % self.redis_tls_port,
+            "tls-cert-file %s" % self.pki["cert"],
+            "tls-key-file %s" % self.pki["key"],
+            "tls-ca-cert-file %s" % self.pki["ca"],
+            "tls-auth-clients no",
+            "requirepass %s" % self.redis_password,
+            "user app on >%s ~* &* +@all" % self.redis_app_password,
+            "dir %s" % self.base,
+            "save \"\"",
+            "appendonly no",
+            "daemonize no",
+            ""]))
+        proc, log = self._spawn(["redis-server", conf], "redis.log")
+        wait_port(self.redis_port, proc=proc, log=log)
+        wait_port(self.redis_tls_port, proc=proc, log=log)
+
+    def start_sentinel(self):
+        conf = self._write("sentinel.conf", "\n".join([
+            "bind 127.0.0.1",
+            "port %d" % self.sentinel_port,
+            "dir %s" % self.base,
+            "requirepass %s" % self.sentinel_password,
+            "sentinel monitor mymaster 127.0.0.1 %d 1" % self.redis_port,
+            "sentinel auth-pass mymaster %s" % self.redis_password,
+            "sentinel down-after-milliseconds mymaster 5000",
+            ""]))
+        proc, log = self._spawn(["redis-sentinel", conf], "sentinel.log")
+        wait_port(self.sentinel_port, proc=proc, log=log)
+
+    def start(self):
+        missing = [tool for tool in (os.path.join(PG_BIN, "postgres"), "pgbouncer", "redis-server", "redis-sentinel")
+                   if not shutil.which(tool)]
+        if missing:
+            raise RuntimeError("integration tests need %s: run `make test-deps`" % ", ".join(missing))
+        self.start_postgres()
+        self.start_pgbouncer()
+        self.start_redis()
+        self.start_sentinel()
+        return self
+
+    def stop(self):
+        for proc, handle, stop_signal in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(stop_signal)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            handle.close()
+        self.procs = []

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The lab end to end, as `make lab` runs it, under its own name so that a
+# developer's own lab is left alone: up, converge, converge again and require
+# changed=0 and failed=0 on every host, then remove it.
+set -euo pipefail
+name=${1:-dbstack-ci}
+inv=inventory/lab
+log=.build/lab-e2e
+mkdir -p "$log"
+
+down() { ansible-playbook -i "$inv" lab/down.yml -e lab_name="$name" >"$log/down.log" 2>&1 || true; }
+trap down EXIT
+
+recap_ok() {  # FILE WANT_CHANGED_ZERO
+    local file=$1 zero_changed=$2
+    grep -qE '^PLAY RECAP' "$file" || { echo "no PLAY RECAP in $file"; return 1; }
+    if sed -n '/^PLAY RECAP/,$p' "$file" | grep -E 'failed=[1-9]|unreachable=[1-9]'; then
+        echo "failures in $file"; return 1
+    fi
+    if [ "$zero_changed" = 1 ] && sed -n '/^PLAY RECAP/,$p' "$file" | grep -E 'changed=[1-9]'; then
+        echo "second converge was not idempotent: see $file"; return 1
+    fi
+}
+
+lab/timed "e2e lab up" ansible-playbook -i "$inv" lab/up.yml -e lab_name="$name" >"$log/up.log" 2>&1 \
+    || { tail -n 40 "$log/up.log"; exit 1; }
+lab/timed "e2e first converge" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge1.log" 2>&1 || { tail -n 60 "$log/converge1.log"; exit 1; }
+recap_ok "$log/converge1.log" 0
+lab/timed "e2e idempotent re-run" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge2.log" 2>&1 || { tail -n 60 "$log/converge2.log"; exit 1; }
+recap_ok "$log/converge2.log" 1
+sed -n '/^PLAY RECAP/,$p' "$log/converge2.log"
+echo "lab e2e: converged, re-run changed=0 on every host"
