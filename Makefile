@@ -10,7 +10,7 @@ BIN         := $(CURDIR)/$(VENV)/bin
 LAB_NAME    ?= dbstack
 LAB_INV     := inventory/lab
 COLL_LINK   := .build/collections/ansible_collections/dbstack/ha
-TIMED       := lab/timed
+TIMED       := TIMINGS=$(CURDIR)/.build/timings.txt lab/timed
 
 # Everything below runs with the venv's tools and this checkout as dbstack.ha.
 export PATH := $(BIN):$(PATH)
@@ -92,12 +92,17 @@ test: deps
 lint:
 	ansible-lint --profile production
 
-# ansible-test needs the collection at .../ansible_collections/dbstack/ha.
+# ansible-test needs the collection at .../ansible_collections/dbstack/ha, on a
+# path without hidden directories, and a pip bootstrap it cannot download here.
+SANITY_DIR  ?= /tmp/dbstack-sanity
+ATEST_PIP   = $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $(VENV)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py)
+GET_PIP     = $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ATEST_PIP)).py
 sanity:
-	@rm -rf .build/sanity && mkdir -p .build/sanity/ansible_collections/dbstack/ha
-	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t .build/sanity/ansible_collections/dbstack/ha
-	cd .build/sanity/ansible_collections/dbstack/ha && \
-	  ansible-test sanity --color no --python 3.11 --requirements --skip-test shebang
+	@mkdir -p $(dir $(GET_PIP)) && cp tests/sanity/get_pip_offline.py $(GET_PIP)
+	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)/ansible_collections/dbstack/ha
+	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_DIR)/ansible_collections/dbstack/ha
+	cd $(SANITY_DIR)/ansible_collections/dbstack/ha && \
+	  ansible-test sanity --color no --python 3.11 --requirements
 
 unit:
 	pytest -q --import-mode=importlib -p no:cacheprovider tests/unit

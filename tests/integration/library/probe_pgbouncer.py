@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Test-only module: opens PgBouncer's admin console with the shared spec.
 from __future__ import absolute_import, division, print_function

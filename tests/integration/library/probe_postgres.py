@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Test-only module: connects with the shared PostgreSQL spec and reports the
 # session, so integration tests see the module_utils exactly as a module does.

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Test-only module: connects to Redis (or asks Sentinels) with the shared spec.
 from __future__ import absolute_import, division, print_function

@@ -180,7 +180,7 @@ def test_argument_spec_validates_and_masks():
 
 def test_connect_failure_message_never_has_password():
     module = FakeModule(params(login_host="127.0.0.1", login_port=1, login_user="app",
-                                login_password="NeverShowMe", connect_timeout=2))
+                               login_password="NeverShowMe", connect_timeout=2))
     with pytest.raises(FailJson) as err:
         postgres.connect(module)
     msg = err.value.kwargs["msg"]
