@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit integration molecule lab-e2e build clean
+        test lint sanity unit integration build-check molecule lab-e2e build clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -82,11 +82,13 @@ lab-purge: lab-down
 test: deps
 	@rm -f .build/timings.txt
 	@rc=0; \
-	for stage in lint sanity unit integration molecule lab-e2e; do \
+	for stage in lint sanity unit integration build-check molecule lab-e2e; do \
 	  $(TIMED) "$$stage" $(MAKE) --no-print-directory $$stage || rc=1; \
 	done; \
 	echo; echo "Test stages:"; cat .build/timings.txt; \
-	if [ $$rc -eq 0 ]; then echo "all test stages passed"; else echo "some test stages FAILED"; fi; \
+	passed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) .* ok$$' .build/timings.txt); \
+	failed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) .* FAILED' .build/timings.txt); \
+	echo "stages: $$passed passed, $$failed failed"; \
 	exit $$rc
 
 lint:
@@ -123,6 +125,17 @@ lab-e2e:
 
 build:
 	ansible-galaxy collection build --force
+
+# The artifact builds, leaves tests and lab state out, and installs (offline:
+# its dependencies must already be installed, as the ansible bundle provides).
+build-check:
+	@rm -rf .build/artifact && mkdir -p .build/artifact
+	ansible-galaxy collection build --output-path .build/artifact
+	@if tar tzf .build/artifact/dbstack-ha-*.tar.gz | grep -E '^(tests|molecule|lab|\.venv|\.build)/'; then \
+	  echo "artifact contains test or lab files"; exit 1; fi
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/artifact/installed ansible-galaxy collection install --offline --force \
+	  -p .build/artifact/installed .build/artifact/dbstack-ha-*.tar.gz
+	test -f .build/artifact/installed/ansible_collections/dbstack/ha/plugins/module_utils/postgres.py
 
 clean:
 	rm -rf .build dbstack-ha-*.tar.gz
