@@ -86,8 +86,8 @@ test: deps
 	  $(TIMED) "$$stage" $(MAKE) --no-print-directory $$stage || rc=1; \
 	done; \
 	echo; echo "Test stages:"; cat .build/timings.txt; \
-	passed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) .* ok$$' .build/timings.txt); \
-	failed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) .* FAILED' .build/timings.txt); \
+	passed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) +[0-9.]+ s  ok$$' .build/timings.txt); \
+	failed=$$(grep -cE '^(lint|sanity|unit|integration|build-check|molecule|lab-e2e) +[0-9.]+ s  FAILED' .build/timings.txt); \
 	echo "stages: $$passed passed, $$failed failed"; \
 	exit $$rc
 

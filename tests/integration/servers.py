@@ -113,6 +113,108 @@ def make_pki(directory, names=("localhost",), ips=("127.0.0.1",), ca_name=u"dbst
     return paths
 
 
+class PostgresNode(object):
+    """One PostgreSQL server: a fresh primary (initdb) or a streaming standby (pg_basebackup)."""
+
+    def __init__(self, base, name, runas, pki, superuser_password, socket_dir=None):
+        self.base = base
+        self.name = name
+        self.runas = runas
+        self.pki = pki
+        self.password = superuser_password
+        self.port = free_port()
+        self.data = os.path.join(base, name)
+        self.socket_dir = socket_dir or base
+        self.log = os.path.join(base, name + ".log")
+        self.proc = None
+        self._log_handle = None
+        self.pgpass = os.path.join(base, name + ".pgpass")
+        with open(self.pgpass, "w") as handle:
+            handle.write("*:*:*:postgres:%s\n*:*:replication:postgres:%s\n" % (self.password, self.password))
+        os.chmod(self.pgpass, 0o600)
+        runas.chown(self.pgpass)
+
+    def _run(self, argv, **kwargs):
+        env = dict(os.environ, PGPASSFILE=self.pgpass)
+        return subprocess.run(argv, check=True, cwd=self.base, env=env, **dict(self.runas.popen_kwargs(), **kwargs))
+
+    def init_primary(self):
+        pwfile = os.path.join(self.base, self.name + ".pw")
+        with open(pwfile, "w") as handle:
+            handle.write(self.password + "\n")
+        self.runas.chown(pwfile)
+        self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "postgres", "--pwfile", pwfile,
+                   "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--data-checksums"], stdout=subprocess.DEVNULL)
+        os.unlink(pwfile)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
+            conf.write("\n".join([
+                "listen_addresses = '127.0.0.1'",
+                "unix_socket_directories = '%s'" % self.socket_dir,
+                "password_encryption = 'scram-sha-256'",
+                "ssl = on",
+                "ssl_cert_file = '%s'" % self.pki["cert"],
+                "ssl_key_file = '%s'" % self.pki["key"],
+                "fsync = off",
+                "max_connections = 50",
+                "wal_level = replica",
+                "max_wal_senders = 10",
+                "hot_standby = on",
+                ""]))
+        return self
+
+    def clone_from(self, primary, slot=None):
+        """pg_basebackup -R from a running primary: a streaming standby."""
+        argv = [os.path.join(PG_BIN, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"]
+        if slot:
+            argv += ["-C", "-S", slot]
+        self._run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def start(self, timeout=30.0):
+        self._log_handle = open(self.log, "ab")
+        # -p overrides the port a clone copied from its primary.
+        self.proc = subprocess.Popen([os.path.join(PG_BIN, "postgres"), "-D", self.data, "-p", str(self.port)],
+                                     stdout=self._log_handle, stderr=subprocess.STDOUT, cwd=self.base,
+                                     **self.runas.popen_kwargs())
+        wait_port(self.port, timeout=timeout, proc=self.proc, log=self.log)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.psql("SELECT 1")
+                return self
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self):
+        """Fast shutdown (SIGINT); SIGTERM would wait for clients to leave."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log_handle:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def psql(self, sql, dbname="postgres"):
+        return self._run([os.path.join(PG_BIN, "psql"), "-X", "-qAt", "-h", self.socket_dir, "-p", str(self.port),
+                          "-U", "postgres", "-d", dbname, "-c", sql],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode().strip()
+
+    def wait_streaming(self, primary, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if primary.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") != "0":
+                return
+            time.sleep(0.1)
+        raise RuntimeError("standby %s did not start streaming" % self.name)
+
+
 class Servers(object):
     """Start and stop the whole set; attributes describe how to reach each."""
 
@@ -132,10 +234,10 @@ class Servers(object):
         self.pki = make_pki(base)
         for path in self.pki.values():
             self.runas.chown(path)
-        self.pg_port, self.pgb_port = free_port(), free_port()
+        self.pg = None
+        self.pg_port, self.pgb_port = None, free_port()
         self.redis_port, self.redis_tls_port, self.sentinel_port = free_port(), free_port(), free_port()
         self.socket_dir = base
-        self.pgpass = self._write("pgpass", "*:*:*:postgres:%s\n" % self.pg_password)
 
     # -- helpers ---------------------------------------------------------
     def _write(self, name, text, mode=0o600):
@@ -154,46 +256,14 @@ class Servers(object):
         self.procs.append((proc, handle, stop_signal))
         return proc, log
 
-    def _run(self, argv, **kwargs):
-        return subprocess.run(argv, check=True, cwd=self.base, **dict(self.runas.popen_kwargs(), **kwargs))
-
-    def psql(self, sql, port=None, user="postgres", dbname="postgres"):
-        # A 0600 pgpass file, never PGPASSWORD (visible in /proc) or argv.
-        env = dict(os.environ, PGPASSFILE=self.pgpass)
-        return self._run([os.path.join(PG_BIN, "psql"), "-X", "-qAt", "-h", self.socket_dir,
-                          "-p", str(port or self.pg_port), "-U", user, "-d", dbname, "-c", sql],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode().strip()
+    def psql(self, sql, dbname="postgres"):
+        return self.pg.psql(sql, dbname=dbname)
 
     # -- servers ---------------------------------------------------------
     def start_postgres(self):
-        data = os.path.join(self.base, "pgdata")
-        pwfile = self._write("pwfile", self.pg_password + "\n")
-        self._run([os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "postgres", "--pwfile", pwfile,
-                   "-A", "scram-sha-256", "--no-sync", "-E", "UTF8"], stdout=subprocess.DEVNULL)
-        with open(os.path.join(data, "postgresql.conf"), "a") as conf:
-            conf.write("\n".join([
-                "listen_addresses = '127.0.0.1'",
-                "port = %d" % self.pg_port,
-                "unix_socket_directories = '%s'" % self.socket_dir,
-                "password_encryption = 'scram-sha-256'",
-                "ssl = on",
-                "ssl_cert_file = '%s'" % self.pki["cert"],
-                "ssl_key_file = '%s'" % self.pki["key"],
-                "fsync = off",
-                "max_connections = 50",
-                ""]))
-        # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for clients).
-        proc, log = self._spawn([os.path.join(PG_BIN, "postgres"), "-D", data], "postgres.log", signal.SIGINT)
-        wait_port(self.pg_port, proc=proc, log=log)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.psql("SELECT 1")
-                break
-            except subprocess.CalledProcessError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        self.pg = PostgresNode(self.base, "pgdata", self.runas, self.pki, self.pg_password, self.socket_dir)
+        self.pg.init_primary().start()
+        self.pg_port = self.pg.port
         self.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % self.app_password)
         self.psql("CREATE DATABASE appdb OWNER app")
 
@@ -266,6 +336,8 @@ class Servers(object):
         return self
 
     def stop(self):
+        if self.pg is not None:
+            self.pg.stop()
         for proc, handle, stop_signal in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(stop_signal)

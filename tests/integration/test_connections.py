@@ -5,20 +5,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from ansible_collections.dbstack.ha.plugins.module_utils import pgbouncer as pgb_utils
 from ansible_collections.dbstack.ha.plugins.module_utils import postgres as pg_utils
 from ansible_collections.dbstack.ha.plugins.module_utils import redis as redis_utils
+from ansible_collections.dbstack.ha.tests.integration.runner import run_module
 from ansible_collections.dbstack.ha.tests.integration.servers import make_pki
 from ansible_collections.dbstack.ha.tests.unit.helpers import FailJson, FakeModule
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def pg_params(**kwargs):
@@ -211,58 +205,30 @@ def test_sentinel_unknown_master(servers):
 
 # --- Through Ansible: no secret in the output, even at -vvv --------------------
 
-PLAYBOOK = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Probe
-      %s:
-%s
-"""
-
-
-def run_module(name, args, expect_rc, tmp_path):
-    """Run a probe module the way operators do: a playbook, arguments from (vaulted) variables."""
-    playbook = tmp_path / "probe.yml"
-    lines = "\n".join('        %s: "{{ probe_args.%s }}"' % (key, key) for key in sorted(args))
-    playbook.write_text(PLAYBOOK % (name, lines))
-    extra = tmp_path / "args.json"
-    extra.write_text(json.dumps(dict(probe_args=args, ansible_python_interpreter=sys.executable)))
-    env = dict(os.environ, ANSIBLE_LIBRARY=os.path.join(HERE, "library"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-vvv", str(playbook), "-e", "@%s" % extra],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == expect_rc, output
-    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output  # -vvv shows the masked invocation
-    return output
-
-
 def test_ansible_postgres_ok_and_wrong_password_masked(servers, tmp_path):
     ok = run_module("probe_postgres", dict(dsn="postgresql://app:%s@localhost:%d/appdb?sslmode=verify-full"
                                            % (servers.app_password, servers.pg_port),
-                                           ca_cert=servers.pki["ca"]), 0, tmp_path)
+                                           ca_cert=servers.pki["ca"]), tmp_path, 0)[0]
     assert "ssl: true" in ok
     assert servers.app_password not in ok
     bad = run_module("probe_postgres", dict(login_host="127.0.0.1", login_port=servers.pg_port, login_user="app",
-                                            login_password="Leak-Canary-Pw-1", login_db="appdb"), 2, tmp_path)
+                                            login_password="Leak-Canary-Pw-1", login_db="appdb"), tmp_path, 2)[0]
     assert "password authentication failed" in bad
     assert "Leak-Canary-Pw-1" not in bad
     bad_dsn = run_module("probe_postgres", dict(dsn="postgresql://app:Leak-Canary-Pw-2@127.0.0.1:%d/appdb"
-                                                % servers.pg_port), 2, tmp_path)
+                                                % servers.pg_port), tmp_path, 2)[0]
     assert "Leak-Canary-Pw-2" not in bad_dsn
 
 
 def test_ansible_pgbouncer_and_redis_masked(servers, tmp_path):
     out = run_module("probe_pgbouncer", dict(login_port=servers.pgb_port, login_user="pgbadmin",
-                                             login_password=servers.admin_password), 0, tmp_path)
+                                             login_password=servers.admin_password), tmp_path, 0)[0]
     assert "version: PgBouncer 1." in out
     assert servers.admin_password not in out
-    bad = run_module("probe_redis", dict(login_port=servers.redis_port, login_password="Leak-Canary-Pw-3"), 2, tmp_path)
+    bad = run_module("probe_redis", dict(login_port=servers.redis_port, login_password="Leak-Canary-Pw-3"), tmp_path, 2)[0]
     assert "refused the credentials" in bad or "WRONGPASS" in bad
     assert "Leak-Canary-Pw-3" not in bad
     master = run_module("probe_redis", dict(sentinel_hosts=["127.0.0.1:%d" % servers.sentinel_port],
-                                            sentinel_password=servers.sentinel_password), 0, tmp_path)
+                                            sentinel_password=servers.sentinel_password), tmp_path, 0)[0]
     assert "master_port: %d" % servers.redis_port in master
     assert servers.sentinel_password not in master

@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+"""Run a module the way operators do: ansible-playbook -vvv, arguments from (vaulted) variables."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Run the module
+      %s:
+%s
+      register: module_result
+      ignore_errors: true
+    - name: Keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ module_result | to_json }}"
+        dest: "%s"
+        mode: "0600"
+      check_mode: false
+    - name: Fail like the module did
+      ansible.builtin.fail:
+        msg: module failed
+      when: module_result is failed
+"""
+
+
+def run_module(name, args, tmp_path, expect_rc=0, check=False):
+    """Returns (everything ansible-playbook printed, the module's result dict)."""
+    playbook = tmp_path / "run.yml"
+    result_file = tmp_path / "result.json"
+    lines = "\n".join('        %s: "{{ module_args.%s }}"' % (key, key) for key in sorted(args))
+    playbook.write_text(PLAYBOOK % (name, lines, result_file))
+    extra = tmp_path / "args.json"
+    extra.write_text(json.dumps(dict(module_args=args, ansible_python_interpreter=sys.executable)))
+    env = dict(os.environ, ANSIBLE_LIBRARY=os.path.join(HERE, "library"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    argv = ["ansible-playbook", "-i", "localhost,", "-vvv", str(playbook), "-e", "@%s" % extra]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == expect_rc, output
+    if any(key in args for key in ("login_password", "dsn", "sentinel_password")):
+        assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output  # -vvv shows the masked invocation
+    with open(str(result_file)) as handle:
+        return output, json.load(handle)
