@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How long a promotion takes on the lab: dbstack.ha.pg_promote next to a bare pg_promote().
 
 For each run the lab's standby (pg2) is rebuilt from the primary (pg1) with
@@ -110,7 +109,7 @@ def timed(promote, dsn):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lab-name", default=os.environ.get("LAB_NAME", "dbstack"))
     args = parser.parse_args()
@@ -167,8 +166,8 @@ def main():
     for name, label in (("bare", "bare SELECT pg_promote() (wait=>true)"), ("module", "dbstack.ha.pg_promote via ansible")):
         values = results[name]
         print("%-38s %9.1f %9.1f %9.1f" % (label, min(values), statistics.median(values), max(values)))
-    print("%-38s %9.1f %9.1f %9.1f" % ("pg_promote module's own elapsed_ms", min(inner["module"]),
-                                         statistics.median(inner["module"]), max(inner["module"])))
+    own = inner["module"]
+    print("%-38s %9.1f %9.1f %9.1f" % ("pg_promote module's own elapsed_ms", min(own), statistics.median(own), max(own)))
     print("module / bare (medians): %.1fx" % (statistics.median(results["module"]) / statistics.median(results["bare"])))
 
 

@@ -23,7 +23,7 @@ description:
   - Promotion uses C(pg_promote(wait => false)) and then polls C(pg_is_in_recovery()) every few milliseconds, which
     notices the end of recovery sooner than the 100 ms polling tick of C(pg_promote(wait => true)).
     With O(method=pg_ctl) it runs C(pg_ctl promote) on the host instead (the module must then run as the cluster owner).
-author: dbstack.ha contributors
+author: dbstack.ha contributors (@dbstack)
 extends_documentation_fragment:
   - dbstack.ha.postgres
 options:
@@ -76,6 +76,7 @@ attributes:
     description: Reports whether it would promote and what the guards found; nothing is changed.
   diff_mode:
     support: none
+    description: Promotion has no file or object state to show as a diff.
   idempotent:
     support: full
     description: On a primary it reports C(changed=false) and does nothing.
@@ -89,7 +90,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Promote the standby on this host (planned switchover: the old primary is already stopped)
+- name: Promote the standby on this host (planned switchover, the old primary is already stopped)
   dbstack.ha.pg_promote:
     login_unix_socket: /var/run/postgresql
   become: true
@@ -227,7 +228,7 @@ class Promoter(object):
         host = parsed.get("host") or parsed.get("hostaddr")
         if not host:
             return None
-        return host.split(",")[0], int(str(parsed.get("port") or 5432).split(",")[0])
+        return host.split(",", 1)[0], int(str(parsed.get("port") or 5432).split(",", 1)[0])
 
     def check_upstream(self):
         address = self.upstream_address()
