@@ -134,7 +134,7 @@ def main():
 
     def module_promote():
         out = subprocess.run(
-            ["ansible", "-i", os.path.join(REPO, "inventory", "lab"), "pg2", "-e", "lab_name=%s" % args.lab_name,
+            [os.path.join(os.path.dirname(sys.executable), "ansible"), "-i", os.path.join(REPO, "inventory", "lab"), "pg2", "-e", "lab_name=%s" % args.lab_name,
              "-b", "--become-user", "postgres", "-m", "dbstack.ha.pg_promote",
              "-a", json.dumps(dict(login_unix_socket="/var/run/postgresql", force=True))],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True).stdout
