@@ -16,10 +16,10 @@ __metaclass__ = type
 import re
 
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
-    SSL_MODES,
     ConnectionParamsError,
     build_conninfo,
     connect,
+    libpq_connection_spec,
 )
 
 ADMIN_DB = "pgbouncer"
@@ -32,18 +32,12 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 def pgbouncer_common_argument_spec():
     """Connection options for the admin console (same names as PostgreSQL's)."""
-    return dict(
-        login_host=dict(type="str"),
+    spec = libpq_connection_spec()
+    spec.update(
         login_port=dict(type="int", default=DEFAULT_PORT),
         login_user=dict(type="str", default=DEFAULT_USER),
-        login_password=dict(type="str", no_log=True),
-        login_unix_socket=dict(type="str"),
-        ssl_mode=dict(type="str", choices=list(SSL_MODES)),
-        ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
-        ssl_cert=dict(type="path"),
-        ssl_key=dict(type="path", no_log=False),
-        connect_timeout=dict(type="int"),
     )
+    return spec
 
 
 def admin_params(params):

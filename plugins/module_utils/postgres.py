@@ -74,19 +74,27 @@ def postgres_common_argument_spec():
     Defaults are ``None`` on purpose: the documented defaults are applied in
     :func:`build_conninfo` only when the DSN does not set the value either.
     """
-    return dict(
-        login_host=dict(type="str"),
+    spec = libpq_connection_spec()
+    spec.update(
         login_port=dict(type="int"),
         login_user=dict(type="str"),
-        login_password=dict(type="str", no_log=True),
         login_db=dict(type="str"),
+        dsn=dict(type="str", no_log=True, aliases=["database_url"]),
+    )
+    return spec
+
+
+def libpq_connection_spec():
+    """Options shared by everything reached over libpq (PostgreSQL, PgBouncer)."""
+    return dict(
+        login_host=dict(type="str"),
+        login_password=dict(type="str", no_log=True),
         login_unix_socket=dict(type="str"),
         ssl_mode=dict(type="str", choices=list(SSL_MODES)),
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
         ssl_cert=dict(type="path"),
         ssl_key=dict(type="path", no_log=False),
         connect_timeout=dict(type="int"),
-        dsn=dict(type="str", no_log=True, aliases=["database_url"]),
     )
 
 
