@@ -62,7 +62,8 @@ class AdminConsole(object):
     def __init__(self, module, params=None):
         params = module.params if params is None else params
         self.module = module
-        self.conn, self.target = connect(module, admin_params(params), autocommit=True, dbname=ADMIN_DB)
+        self.conn, self.target = connect(module, admin_params(params), autocommit=True, dbname=ADMIN_DB,
+                                         service="the PgBouncer admin console")
 
     def command(self, sql):
         """Run one admin command with the simple query protocol.

@@ -232,7 +232,7 @@ def secrets_of(params, info=None):
     return [s for s in secrets if s]
 
 
-def connect(module, params=None, autocommit=True, cursor_factory=None, **overrides):
+def connect(module, params=None, autocommit=True, cursor_factory=None, service="PostgreSQL", **overrides):
     """Connect or fail_json with the target (never the password) and the cause.
 
     ``overrides`` replace libpq keywords after the merge (e.g. ``dbname``).
@@ -256,7 +256,7 @@ def connect(module, params=None, autocommit=True, cursor_factory=None, **overrid
         conn = psycopg.connect(autocommit=autocommit, **kwargs)
     except psycopg.Error as exc:
         cause = redact(str(exc).strip(), secrets_of(params, info))
-        module.fail_json(msg="Unable to connect to PostgreSQL (%s): %s" % (describe_target(info), cause))
+        module.fail_json(msg="Unable to connect to %s (%s): %s" % (service, describe_target(info), cause))
     public = dict((k, v) for k, v in info.items() if k != "password")
     return conn, public
 

@@ -35,7 +35,7 @@ PLAYBOOK = """
 """
 
 
-def run_module(name, args, tmp_path, expect_rc=0, check=False):
+def run_module(name, args, tmp_path, expect_rc=0, check=False, diff=False):
     """Returns (everything ansible-playbook printed, the module's result dict)."""
     playbook = tmp_path / "run.yml"
     result_file = tmp_path / "result.json"
@@ -48,6 +48,8 @@ def run_module(name, args, tmp_path, expect_rc=0, check=False):
     argv = ["ansible-playbook", "-i", "localhost,", "-vvv", str(playbook), "-e", "@%s" % extra]
     if check:
         argv.append("--check")
+    if diff:
+        argv.append("--diff")
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           check=False)
     output = proc.stdout + proc.stderr

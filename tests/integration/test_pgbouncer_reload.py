@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+"""dbstack.ha.pgbouncer_reload against a real PgBouncer in front of two real PostgreSQL servers."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import psycopg
+import pytest
+
+from ansible_collections.dbstack.ha.tests.integration.runner import run_module
+from ansible_collections.dbstack.ha.tests.integration.servers import PostgresNode, RunAs, free_port, make_pki, wait_port
+
+SUPER = "bouncer-Super-Pw-1"
+APP = "bouncer-App-Pw-2"
+ADMIN = "bouncer-Admin-Pw-3"
+
+
+class Bouncer(object):
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="dbstack-pgb-")
+        self.runas = RunAs()
+        os.chmod(self.base, 0o755)
+        self.runas.chown(self.base)
+        pki = make_pki(self.base)
+        for path in pki.values():
+            self.runas.chown(path)
+        self.a = PostgresNode(self.base, "a", self.runas, pki, SUPER).init_primary().start()
+        self.b = PostgresNode(self.base, "b", self.runas, pki, SUPER).init_primary().start()
+        self.a.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % APP)
+        verifier = self.a.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+        # Same SCRAM secret on both servers, so PgBouncer can log in to either with it.
+        self.b.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % verifier)
+        for node in (self.a, self.b):
+            node.psql("CREATE DATABASE appdb OWNER app")
+        self.port = free_port()
+        self.ini = os.path.join(self.base, "pgbouncer.ini")
+        userlist = os.path.join(self.base, "userlist.txt")
+        with open(userlist, "w") as handle:
+            handle.write('"app" "%s"\n"pgbadmin" "%s"\n' % (verifier, ADMIN))
+        with open(self.ini, "w") as handle:
+            handle.write(self.config(default_pool_size=5))
+        for path in (userlist, self.ini):
+            os.chmod(path, 0o640)
+            self.runas.chown(path)
+        self.log = open(os.path.join(self.base, "pgbouncer.out"), "ab")
+        self.proc = subprocess.Popen(["pgbouncer", self.ini], stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=self.base, **self.runas.popen_kwargs())
+        wait_port(self.port, proc=self.proc, log=os.path.join(self.base, "pgbouncer.out"))
+
+    def config(self, default_pool_size):
+        return "\n".join([
+            ";; test PgBouncer",
+            "[databases]",
+            "appdb = host=127.0.0.1 port=%d dbname=appdb" % self.a.port,
+            "other = host=127.0.0.1 port=%d dbname=postgres" % self.a.port,
+            "",
+            "[pgbouncer]",
+            "listen_addr = 127.0.0.1",
+            "listen_port = %d" % self.port,
+            "unix_socket_dir = %s" % self.base,
+            "auth_type = scram-sha-256",
+            "auth_file = %s" % os.path.join(self.base, "userlist.txt"),
+            "admin_users = pgbadmin",
+            "pool_mode = transaction",
+            "default_pool_size = %d" % default_pool_size,
+            "logfile = %s" % os.path.join(self.base, "pgbouncer.log"),
+            "pidfile = %s" % os.path.join(self.base, "pgbouncer.pid"),
+            ""])
+
+    def client(self):
+        return psycopg.connect(host="127.0.0.1", port=self.port, dbname="appdb", user="app", password=APP,
+                               autocommit=True, prepare_threshold=None)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        self.a.stop()
+        self.b.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bouncer():
+    pgb = Bouncer()
+    try:
+        yield pgb
+    finally:
+        pgb.stop()
+
+
+def admin(pgb, **extra):
+    args = dict(login_host="127.0.0.1", login_port=pgb.port, login_user="pgbadmin", login_password=ADMIN,
+                config_file=pgb.ini)
+    args.update(extra)
+    return args
+
+
+def backend_port(pgb):
+    with pgb.client() as conn:
+        return conn.execute("SELECT inet_server_port()").fetchone()[0]
+
+
+def test_reload_reports_only_real_changes(bouncer, tmp_path):
+    _out, unchanged = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer), tmp_path)
+    assert unchanged["changed"] is False and unchanged["reloaded"] is True
+    with open(bouncer.ini, "w") as handle:
+        handle.write(bouncer.config(default_pool_size=7))
+    _out, changed = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer), tmp_path)
+    assert changed["changed"] is True
+    assert changed["config_changes"]["default_pool_size"] == {"before": "5", "after": "7"}
+
+
+def test_repoint_check_mode_and_diff_change_nothing(bouncer, tmp_path):
+    with open(bouncer.ini) as handle:
+        before = handle.read()
+    args = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.b.port)])
+    output, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, check=True, diff=True)
+    assert result["changed"] is True
+    assert result["repointed"]["appdb"]["after"]["port"] == str(bouncer.b.port)
+    assert "-appdb = host=127.0.0.1 port=%d dbname=appdb" % bouncer.a.port in output
+    assert "+appdb = host=127.0.0.1 port=%d dbname=appdb" % bouncer.b.port in output
+    with open(bouncer.ini) as handle:
+        assert handle.read() == before
+    assert backend_port(bouncer) == bouncer.a.port
+
+
+def test_repoint_under_load_keeps_clients_working(bouncer, tmp_path):
+    seen, errors = [], []
+    stop = threading.Event()
+
+    def worker():
+        with bouncer.client() as conn:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    with conn.transaction():
+                        seen.append(conn.execute("SELECT inet_server_port(), pg_sleep(0.005)").fetchone()[0])
+                except psycopg.Error as exc:
+                    errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    args = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.b.port)])
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert result["changed"] is True and result["reloaded"] is True
+    assert result["pause_ms"] > 0
+    assert "appdb" in result["pools"]
+    assert errors == []
+    assert bouncer.a.port in seen and seen[-1] == bouncer.b.port
+    # After the switch no transaction went back to the old server.
+    first_b = seen.index(bouncer.b.port)
+    assert bouncer.a.port not in seen[first_b + 8 * 2:]
+    with open(bouncer.ini) as handle:
+        text = handle.read()
+    assert "appdb = host=127.0.0.1 port=%d dbname=appdb" % bouncer.b.port in text
+    assert "other = host=127.0.0.1 port=%d dbname=postgres" % bouncer.a.port in text
+    # Idempotent: already there.
+    _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
+    assert again["changed"] is False and again["reloaded"] is False
+
+
+def test_pause_timeout_resumes_and_changes_nothing(bouncer, tmp_path):
+    with open(bouncer.ini) as handle:
+        before = handle.read()
+    blocker = bouncer.client()
+    blocker.execute("BEGIN")
+    blocker.execute("SELECT 1")  # holds a server connection in a transaction
+    try:
+        args = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.a.port)], pause_timeout=1)
+        _out, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, expect_rc=2)
+        assert "did not complete within pause_timeout=1" in result["msg"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with open(bouncer.ini) as handle:
+        assert handle.read() == before
+    assert backend_port(bouncer) == bouncer.b.port  # resumed: new transactions run
+
+
+def test_unknown_database_is_refused(bouncer, tmp_path):
+    args = admin(bouncer, databases=[dict(name="nosuchdb", host="127.0.0.1", port=1)])
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, expect_rc=2)
+    assert "nosuchdb not found in the [databases] section" in result["msg"]
+
+
+def test_wrong_admin_password_and_unreachable_console(bouncer, tmp_path):
+    output, result = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer, login_password="Wrong-Admin-Pw-4"),
+                                tmp_path, expect_rc=2)
+    assert "user=pgbadmin dbname=pgbouncer" in result["msg"]
+    assert "Wrong-Admin-Pw-4" not in output
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer, login_port=1, connect_timeout=2),
+                              tmp_path, expect_rc=2)
+    assert "Unable to connect to the PgBouncer admin console (host=127.0.0.1 port=1 user=pgbadmin" in result["msg"]
