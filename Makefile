@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit integration build-check molecule lab-e2e build bench-promote clean
+        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -126,9 +126,15 @@ lab-e2e:
 build:
 	ansible-galaxy collection build --force
 
-# Benchmarks run against the lab (make lab first) and print their figures.
+# Benchmarks and the load acceptance run against the lab (make lab first).
 bench-promote:
 	python benchmarks/pg_promote.py --runs $(or $(RUNS),5) --lab-name $(LAB_NAME)
+
+bench-pgbouncer:
+	python benchmarks/pgbouncer_vs_direct.py --lab-name $(LAB_NAME)
+
+load-test:
+	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)
 
 # The artifact builds, leaves tests and lab state out, and installs (offline:
 # its dependencies must already be installed, as the ansible bundle provides).

@@ -32,3 +32,7 @@ lab/timed "e2e idempotent re-run" ansible-playbook -i "$inv" playbooks/site.yml 
 recap_ok "$log/converge2.log" 1
 sed -n '/^PLAY RECAP/,$p' "$log/converge2.log"
 echo "lab e2e: converged, re-run changed=0 on every host"
+
+# Load acceptance: 500 clients x 30 s through PgBouncer, a RELOAD and a repoint
+# in the middle, 0 failed transactions and 0 connection errors.
+lab/timed "e2e load 500 clients" python tests/load/pgbench_pgbouncer.py --lab --lab-name "$name"

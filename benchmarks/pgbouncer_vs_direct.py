@@ -1,0 +1,96 @@
+"""The same pgbench workload direct to the primary and through PgBouncer, on the lab, in one run.
+
+Prints TPS, average latency, initial connection time and failed transactions
+for each, then the pause of a repoint (dbstack.ha.pgbouncer_reload: PAUSE,
+rewrite, RELOAD, RESUME) issued while 500 clients run through PgBouncer.
+Direct runs stay below the primary's max_connections (150 with the pool plan),
+which is why 500 clients only go through PgBouncer. Run `make lab` first;
+traffic goes only to the lab's addresses, each run bounded by --time.
+
+    .venv/bin/python benchmarks/pgbouncer_vs_direct.py [--time 20] [--lab-name dbstack]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    "pgbench_pgbouncer", os.path.join(os.path.dirname(HERE), "tests", "load", "pgbench_pgbouncer.py"))
+load = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(load)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--lab-name", default=os.environ.get("LAB_NAME", "dbstack"))
+    parser.add_argument("--time", type=int, default=20)
+    args = parser.parse_args()
+    if not 5 <= args.time <= 120:
+        parser.error("--time must be 5..120 seconds")
+
+    pgbench_bin = load.find_tool("pgbench")
+    if not pgbench_bin:
+        raise SystemExit("pgbench not found")
+    pg1 = load.lab_address("%s-pg1" % args.lab_name)
+    pgb1 = load.lab_address("%s-pgb1" % args.lab_name)
+    with open(os.path.join(load.REPO, ".lab", "credentials", "postgres_app")) as handle:
+        password = handle.read().split()[0]
+    workdir = tempfile.mkdtemp(prefix="dbstack-bench-")
+    pgpass = os.path.join(workdir, "pgpass")
+    with os.fdopen(os.open(pgpass, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+        handle.write("*:*:appdb:app:%s\n" % password)
+    env = dict(os.environ, PGPASSFILE=pgpass, PGSSLMODE="require", PGCONNECT_TIMEOUT="10")
+
+    def run(host, port, clients, jobs):
+        rc, out = load.pgbench(pgbench_bin, env, ["-c", str(clients), "-j", str(jobs), "-T", str(args.time), "-n",
+                                                  "--max-tries=1"], host, port, "app", "appdb")
+        stats = load.parse(out)
+        stats["rc"] = rc
+        return stats
+
+    try:
+        rc, out = load.pgbench(pgbench_bin, env, ["-i", "-s", "10", "-q"], pgb1, 6432, "app", "appdb")
+        if rc != 0:
+            raise SystemExit("pgbench -i failed:\n" + out)
+        rows = []
+        for clients, jobs in ((50, 4), (140, 8)):
+            rows.append(("direct to the primary", clients, run(pg1, 5432, clients, jobs)))
+            rows.append(("through PgBouncer", clients, run(pgb1, 6432, clients, jobs)))
+        # 500 clients: only through PgBouncer, with a repoint in the middle.
+        log = []
+        admin = load.lab_admin_args(args.lab_name)
+
+        def repoint():
+            time.sleep(args.time / 2.0)
+            log.append(load.module("dbstack.ha.pgbouncer_reload",
+                                   dict(admin, databases=[dict(name="appdb", host=pg1, port=5432)]), args.lab_name))
+        thread = threading.Thread(target=repoint, daemon=True)
+        thread.start()
+        rows.append(("through PgBouncer + repoint", 500, run(pgb1, 6432, 500, 8)))
+        thread.join(120)
+        log.append(load.module("dbstack.ha.pgbouncer_reload",
+                               dict(admin, databases=[dict(name="appdb", host="pg1", port=5432)]), args.lab_name))
+
+        print("\npgbench TPC-B, scale 10, %d s per run, sslmode=require (PgBouncer: transaction pooling, pool 50 + 10)"
+              % args.time)
+        print("%-30s %7s %9s %12s %12s %8s %6s" % ("", "clients", "tps", "latency ms", "connect ms", "failed", "conn err"))
+        for name, clients, stats in rows:
+            print("%-30s %7d %9.1f %12.1f %12.1f %8s %6d" % (
+                name, clients, stats["tps"] or 0, stats["latency_ms"] or 0, stats["connection_ms"] or 0,
+                stats["failed"], stats["connection_errors"]))
+        for result in log:
+            print("repoint under 500 clients: changed=%s pause_ms=%s %s" % (
+                result.get("changed"), result.get("pause_ms"), result.get("msg", "")))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
