@@ -147,7 +147,7 @@ def test_repoint_under_load_keeps_clients_working(bouncer, tmp_path):
                 except psycopg.Error as exc:
                     errors.append(str(exc))
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=worker) for _thread in range(8)]
     for thread in threads:
         thread.start()
     time.sleep(0.5)

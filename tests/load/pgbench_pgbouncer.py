@@ -179,8 +179,9 @@ def main():
         for name, result in log:
             ok = not result.get("failed")
             disturbed_ok = disturbed_ok and ok
-            print("  %-8s %s changed=%s pause_ms=%s %s" % (name, "ok" if ok else "FAILED", result.get("changed"),
-                                                         result.get("pause_ms"), "" if ok else result.get("msg")))
+            detail = "" if ok else result.get("msg")
+            print("  %-8s %s changed=%s pause_ms=%s %s"
+                  % (name, "ok" if ok else "FAILED", result.get("changed"), result.get("pause_ms"), detail))
         if (rc != 0 or stats["failed"] or stats["connection_errors"] or stats["aborted"] or not stats["processed"]
                 or not disturbed_ok):
             print("FAIL")
