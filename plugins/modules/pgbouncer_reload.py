@@ -156,7 +156,11 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import
     databases_section,
     repoint,
 )
-from ansible_collections.dbstack.ha.plugins.module_utils.postgres import ConnectionParamsError, ensure_psycopg
+from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
+    ConnectionParamsError,
+    ensure_psycopg,
+    postgres_mutually_exclusive,
+)
 
 POOL_FIELDS = ("cl_active", "cl_waiting", "sv_active", "sv_idle")
 
@@ -339,7 +343,7 @@ def main():
         pause_timeout=dict(type="int", default=30),
         reconnect=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[["login_host", "login_unix_socket"]],
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)
     if module.params["pause_timeout"] < 1:
         module.fail_json(msg="pause_timeout must be at least 1 second, got %d" % module.params["pause_timeout"])
