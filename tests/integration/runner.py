@@ -58,3 +58,38 @@ def run_module(name, args, tmp_path, expect_rc=0, check=False, diff=False):
         assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output  # -vvv shows the masked invocation
     with open(str(result_file)) as handle:
         return output, json.load(handle)
+
+
+ROLE_PLAYBOOK = """
+- hosts: %s
+  gather_facts: false
+  roles:
+    - role: %s
+"""
+
+
+def run_role_preflight(tmp_path, role, hosts, groups, extra_vars, host_vars=None):
+    """Apply a role to hosts that cannot be reached (containers that do not exist).
+
+    Argument-spec checks and preflight asserts run on the controller, so bad
+    input must fail there; a run that got past them fails as unreachable at
+    the first real task instead of changing anything. Returns (rc, output).
+    groups: {group: [host, ...]}, all made children of `hosts` when that is a group.
+    """
+    children = {}
+    for group, members in groups.items():
+        children[group] = {"hosts": dict(
+            (h, dict((host_vars or {}).get(h, {}), ansible_host="dbstack-no-such-container-" + h)) for h in members)}
+    inventory = {"all": {"vars": {"ansible_connection": "containers.podman.podman",
+                                  "ansible_python_interpreter": "/usr/bin/python3"},
+                         "children": children}}
+    if hosts not in groups:
+        inventory["all"]["children"] = {hosts: {"children": children}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(ROLE_PLAYBOOK % (hosts, role))
+    (tmp_path / "vars.json").write_text(json.dumps(extra_vars))
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(tmp_path / "play.yml"),
+                           "-e", "@%s" % (tmp_path / "vars.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    return proc.returncode, proc.stdout + proc.stderr

@@ -10,38 +10,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import os
-import subprocess
-
 import pytest
 
-PLAYBOOK = """
-- hosts: postgres
-  gather_facts: false
-  roles:
-    - role: dbstack.ha.postgres_ha
-"""
+from ansible_collections.dbstack.ha.tests.integration.runner import run_role_preflight
 
 GOOD = dict(postgres_ha_replication_password="x" * 16)
 
 
 def run_role(tmp_path, groups, extra, host_vars=None):
-    inventory = {"all": {"vars": {"ansible_connection": "containers.podman.podman",
-                                  "ansible_python_interpreter": "/usr/bin/python3"},
-                         "children": {"postgres": {"children": {}}}}}
-    for group, hosts in groups.items():
-        inventory["all"]["children"]["postgres"]["children"][group] = {
-            "hosts": dict((h, dict((host_vars or {}).get(h, {}), ansible_host="dbstack-no-such-container-" + h))
-                          for h in hosts)}
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "vars.json").write_text(json.dumps(dict(GOOD, **extra)))
-    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(tmp_path / "play.yml"),
-                           "-e", "@%s" % (tmp_path / "vars.json")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
-    return proc.returncode, proc.stdout + proc.stderr
+    return run_role_preflight(tmp_path, "dbstack.ha.postgres_ha", "postgres", groups, dict(GOOD, **extra), host_vars)
 
 
 PAIR = {"postgres_primary": ["pg1"], "postgres_standby": ["pg2"]}
