@@ -71,22 +71,7 @@ class AdminConsole(object):
         Returns a list of dicts (empty for commands without a result set).
         """
         pgconn = self.conn.pgconn
-        result = pgconn.exec_(sql.encode("utf-8"))
-        status = result.status
-        # psycopg.pq.ExecStatus: COMMAND_OK=1, TUPLES_OK=2
-        if status not in (1, 2):
-            message = (result.error_message or pgconn.error_message or b"").decode("utf-8", "replace").strip()
-            raise AdminCommandError("PgBouncer rejected %r: %s" % (sql, message))
-        rows = []
-        if status == 2:
-            names = [result.fname(i).decode("utf-8") for i in range(result.nfields)]
-            for r in range(result.ntuples):
-                row = {}
-                for c, name in enumerate(names):
-                    value = result.get_value(r, c)
-                    row[name] = None if value is None else value.decode("utf-8", "replace")
-                rows.append(row)
-        return rows
+        return result_rows(pgconn.exec_(sql.encode("utf-8")), sql, pgconn)
 
     def show(self, what):
         """SHOW POOLS / CONFIG / DATABASES / VERSION ... as a list of dicts."""
@@ -107,6 +92,25 @@ class AdminConsole(object):
 
 class AdminCommandError(Exception):
     pass
+
+
+def result_rows(result, sql, pgconn=None):
+    """One admin-console result as a list of dicts; AdminCommandError if PgBouncer refused it."""
+    status = result.status
+    # psycopg.pq.ExecStatus: COMMAND_OK=1, TUPLES_OK=2
+    if status not in (1, 2):
+        message = result.error_message or (pgconn.error_message if pgconn is not None else None) or b""
+        raise AdminCommandError("PgBouncer rejected %r: %s" % (sql, message.decode("utf-8", "replace").strip()))
+    rows = []
+    if status == 2:
+        names = [result.fname(i).decode("utf-8") for i in range(result.nfields)]
+        for r in range(result.ntuples):
+            row = {}
+            for c, name in enumerate(names):
+                value = result.get_value(r, c)
+                row[name] = None if value is None else value.decode("utf-8", "replace")
+            rows.append(row)
+    return rows
 
 
 def quote_db_name(name):

@@ -232,7 +232,7 @@ def secrets_of(params, info=None):
     return [s for s in secrets if s]
 
 
-def connect(module, params=None, autocommit=True, cursor_factory=None, service="PostgreSQL", **overrides):
+def connect(module, params=None, autocommit=True, service="PostgreSQL", **overrides):
     """Connect or fail_json with the target (never the password) and the cause.
 
     ``overrides`` replace libpq keywords after the merge (e.g. ``dbname``).
@@ -249,11 +249,8 @@ def connect(module, params=None, autocommit=True, cursor_factory=None, service="
     info.update(overrides)
     for secret in secrets_of(params, info):
         module.no_log_values.add(secret)
-    kwargs = dict(info)
-    if cursor_factory is not None:
-        kwargs["cursor_factory"] = cursor_factory
     try:
-        conn = psycopg.connect(autocommit=autocommit, **kwargs)
+        conn = psycopg.connect(autocommit=autocommit, **info)
     except psycopg.Error as exc:
         cause = redact(str(exc).strip(), secrets_of(params, info))
         module.fail_json(msg="Unable to connect to %s (%s): %s" % (service, describe_target(info), cause))

@@ -150,6 +150,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     AdminConsole,
     pgbouncer_common_argument_spec,
     quote_db_name,
+    result_rows,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import (
     ConfigError,
@@ -200,7 +201,8 @@ def differences(before, after):
 def pause(console, name, timeout):
     """PAUSE one database, waiting at most `timeout` seconds (the command blocks until it is done)."""
     pgconn = console.conn.pgconn
-    pgconn.send_query(("PAUSE %s" % name).encode("utf-8"))
+    sql = "PAUSE %s" % name
+    pgconn.send_query(sql.encode("utf-8"))
     deadline = time.monotonic() + timeout
     while True:
         pgconn.consume_input()
@@ -210,15 +212,10 @@ def pause(console, name, timeout):
         if remaining <= 0:
             raise PauseTimeout(name)
         select.select([pgconn.socket], [], [], min(remaining, 0.05))
-    errors = []
-    while True:
+    result = pgconn.get_result()
+    while result is not None:
+        result_rows(result, sql)
         result = pgconn.get_result()
-        if result is None:
-            break
-        if result.status not in (1, 2):
-            errors.append((result.error_message or b"").decode("utf-8", "replace").strip())
-    if errors:
-        raise AdminCommandError("PAUSE %s: %s" % (name, "; ".join(errors)))
 
 
 def write_atomically(module, path, text):
