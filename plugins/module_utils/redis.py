@@ -191,3 +191,139 @@ def sentinel_master(module, params=None):
         module.fail_json(msg="No Sentinel in %s knows a master named %r (or none answered): %s. "
                              "Check sentinel_hosts, sentinel_master_name and sentinel_password."
                          % (", ".join("%s:%s" % s for s in sentinels), name, exc))
+
+
+# --- live configuration: compare before CONFIG SET / SENTINEL SET ---------------
+
+_MEMORY_UNITS = (("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024), ("g", 1000 ** 3), ("m", 1000 ** 2),
+                 ("k", 1000), ("b", 1))
+_MEMORY_SETTINGS = frozenset(["maxmemory", "client-query-buffer-limit", "proto-max-bulk-len",
+                              "repl-backlog-size", "active-defrag-ignore-bytes", "hash-max-listpack-value"])
+SECRET_SETTINGS = frozenset(["requirepass", "masterauth", "auth-pass", "sentinel-pass"])
+MASKED = "********"
+
+
+def to_config_string(value):
+    """A desired value as Redis writes it: yes/no for booleans, space-joined lists."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return " ".join(to_config_string(item) for item in value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def memory_bytes(text):
+    """'1gb' -> 1073741824, '100m' -> 100000000, '0' -> 0; None if it is not a memory size."""
+    text = str(text).strip().lower()
+    for suffix, factor in _MEMORY_UNITS:
+        if text.endswith(suffix) and text[:-len(suffix)].strip().isdigit():
+            return int(text[:-len(suffix)].strip()) * factor
+    return int(text) if text.isdigit() else None
+
+
+def normalize_config_value(name, value):
+    """Make a desired value comparable with what CONFIG GET returns."""
+    text = " ".join(to_config_string(value).split())
+    if name in _MEMORY_SETTINGS:
+        size = memory_bytes(text)
+        if size is not None:
+            return str(size)
+    lowered = text.lower()
+    if lowered in ("true", "false", "on", "off"):
+        return "yes" if lowered in ("true", "on") else "no"
+    if name not in SECRET_SETTINGS:
+        return lowered if lowered in ("yes", "no") else text
+    return text
+
+
+def config_changes(current, desired):
+    """{name: (before, after)} for every desired setting whose live value differs.
+
+    current: CONFIG GET results (name -> str, None when Redis does not know it).
+    """
+    changes = {}
+    for name in sorted(desired):
+        want = normalize_config_value(name, desired[name])
+        have = current.get(name)
+        have_norm = None if have is None else normalize_config_value(name, have)
+        if have_norm != want:
+            changes[name] = (have, want)
+    return changes
+
+
+def mask(settings):
+    """Copy of a settings dict with secret values replaced."""
+    return dict((k, MASKED if k in SECRET_SETTINGS and v not in (None, "") else v) for k, v in settings.items())
+
+
+def pairs_to_dict(reply):
+    """['name', 'x', 'quorum', '2'] (RESP2 flat list) or a dict -> dict of strings."""
+    if isinstance(reply, dict):
+        return dict((str(k), v) for k, v in reply.items())
+    items = list(reply or [])
+    return dict(zip(items[0::2], items[1::2]))
+
+
+# Settings of `sentinel monitor` that SENTINEL MASTER reports, with the name SENTINEL SET uses.
+SENTINEL_MONITOR_SETTINGS = ("quorum", "down-after-milliseconds", "failover-timeout", "parallel-syncs")
+
+
+def persisted_auth(text, name):
+    """auth-pass / auth-user of master NAME as Sentinel wrote them to its config file."""
+    found = {}
+    for line in (text or "").splitlines():
+        words = _config_words(line)
+        if len(words) >= 4 and words[0].lower() == "sentinel" and words[2] == name \
+                and words[1].lower() in ("auth-pass", "auth-user"):
+            found[words[1].lower()] = words[3]
+    return found
+
+
+def _config_words(line):
+    """Split one redis.conf / sentinel.conf line the way Redis does (quotes, backslash escapes)."""
+    words, word, quote, i = [], None, None, 0
+    line = line.strip()
+    if line.startswith("#"):
+        return []
+    while i < len(line):
+        char = line[i]
+        if quote:
+            if char == "\\" and quote == '"' and i + 1 < len(line):
+                nxt = line[i + 1]
+                word += {"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt)
+                i += 2
+                continue
+            if char == quote:
+                quote = None
+                words.append(word)
+                word = None
+            else:
+                word += char
+        elif char in "\"'":
+            quote, word = char, ""
+        elif char.isspace():
+            if word is not None:
+                words.append(word)
+                word = None
+        else:
+            word = (word or "") + char
+        i += 1
+    if word is not None:
+        words.append(word)
+    return words
+
+
+def sentinel_changes(current, desired):
+    """{setting: (before, after)} for SENTINEL SET, comparing SENTINEL MASTER output with the wanted values."""
+    changes = {}
+    for name in sorted(desired):
+        want = desired[name]
+        if want is None:
+            continue
+        want = str(want)
+        have = current.get(name)
+        if have is None or str(have) != want:
+            changes[name] = (have, want)
+    return changes
