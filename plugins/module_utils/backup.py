@@ -205,13 +205,13 @@ def parse_manifest(text, manifest_file=None):
     if data["format"] not in FORMAT_SUFFIX:
         raise ManifestError("unknown format %r" % data["format"])
     if data["archive"] != archive_name(data["name"], data["format"]):
-        raise ManifestError("archive %r does not match name %r and format %r" % (data["archive"], data["name"],
-                                                                                   data["format"]))
+        raise ManifestError("archive %r does not match name %r and format %r"
+                            % (data["archive"], data["name"], data["format"]))
     if not _NAME.match(data["name"]) or "/" in data["name"] or data["name"].startswith("."):
         raise ManifestError("name %r is not a pg_backup name" % data["name"])
     if manifest_file is not None and os.path.basename(manifest_file) != manifest_name(data["name"]):
-        raise ManifestError("file name %s does not match the backup name %s" % (os.path.basename(manifest_file),
-                                                                               data["name"]))
+        raise ManifestError("file name %s does not match the backup name %s"
+                            % (os.path.basename(manifest_file), data["name"]))
     return data
 
 

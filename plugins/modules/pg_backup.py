@@ -17,7 +17,7 @@ description:
   - The dump is written under a hidden temporary name and renamed to C(DATABASE-YYYYmmddTHHMMSSZ.dump) (or C(.dir))
     only when C(pg_dump) succeeded; its manifest C(NAME.manifest.json) (database, server and client versions, size,
     sha256, duration, format, per-table row counts, large objects) is written last, also by rename. A backup without a
-    manifest is not complete: it is never used, counted or pruned.
+    manifest is not complete, so it is never used, counted or pruned.
   - Row counts are taken in the very snapshot C(pg_dump) dumps (C(pg_export_snapshot()) and C(pg_dump --snapshot)),
     so a restore can be checked exactly even while the database is written to.
   - V(verified) recomputes the checksum, reads the archive with C(pg_restore --list) and, with O(restore_test=true),
@@ -101,7 +101,7 @@ options:
     default: 1.0
   name:
     description:
-      - Name of the backup to verify or restore, as returned in RV(backup.name) (for example C(appdb-20261122T031000Z)).
+      - Name of the backup to verify or restore, as returned in C(backup.name) (for example C(appdb-20261122T031000Z)).
         The newest backup of O(database) when not set.
     type: str
   restore_test:
@@ -267,7 +267,11 @@ verification:
   description: What O(state=verified) or O(state=restored) checked.
   returned: with O(state=verified) or O(state=restored)
   type: dict
-  sample: {"checksum": "ok", "toc_entries": 42, "restore_test": {"database": "dbstack_restore_test", "duration_seconds": 1.7, "tables": 4, "rows": 1000013, "large_objects": 1}}
+  sample:
+    checksum: ok
+    toc_entries: 42
+    restore_test: {"database": "dbstack_restore_test", "duration_seconds": 1.7, "tables": 4, "rows": 1000013,
+                   "large_objects": 1, "compared_with": "manifest"}
 restored:
   description: Whether O(state=restored) restored (true in check mode when it would).
   returned: with O(state=restored)
@@ -301,8 +305,8 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import tempfile
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -439,16 +443,16 @@ class Backups(object):
         return self.workdir
 
     def tool_env(self, info):
-        """Environment of pg_dump / pg_restore: the password in a private 0600 passfile, never on argv."""
-        env = dict(os.environ)
-        env.pop("PGPASSWORD", None)
-        if info.get("password"):
-            path = os.path.join(self.private_dir(), "pgpass")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(pgpass_line(info["password"]))
-            env["PGPASSFILE"] = path
-        return env
+        """Environment additions for pg_dump / pg_restore: the password in a private 0600 passfile, never on argv."""
+        if not info.get("password"):
+            return {}
+        # A PGPASSWORD inherited by this module would win over the passfile, and shows in /proc/PID/environ.
+        os.environ.pop("PGPASSWORD", None)
+        path = os.path.join(self.private_dir(), "pgpass")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(pgpass_line(info["password"]))
+        return dict(PGPASSFILE=path)
 
     def tool_conninfo(self, info, dbname):
         """A libpq connection string for the tools' --dbname, without the password."""
@@ -487,18 +491,10 @@ class Backups(object):
             self.fail("%s --version failed (rc=%d): %s" % (path, rc, (err or out).strip()))
         return client_major(out), out.strip()
 
-    def run_tool(self, argv, env):
-        """Run pg_dump / pg_restore to completion; (rc, stderr redacted)."""
-        errfile = tempfile.TemporaryFile(dir=self.private_dir())
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile)
-        return self.finish_tool(proc, errfile)
-
-    def finish_tool(self, proc, errfile):
-        rc = proc.wait()
-        errfile.seek(0)
-        err = errfile.read().decode("utf-8", "replace")
-        errfile.close()
-        return rc, redact(err.strip(), self.secrets)
+    def run_tool(self, argv, info):
+        """Run pg_dump / pg_restore to completion; (rc, stderr without secrets)."""
+        rc, _out, err = self.module.run_command(argv, environ_update=self.tool_env(info))
+        return rc, redact((err or "").strip(), self.secrets)
 
     # -- the folder -------------------------------------------------------------
     def prepare_dest(self, create):
@@ -584,8 +580,8 @@ class Backups(object):
             self.fail("give name (a backup) or database (its newest backup)")
         found, problems = scan(self.dest, database)
         if not found:
-            self.fail("no backup of database %s in %s%s" % (database, self.dest,
-                                                             (" (%s)" % "; ".join(problems)) if problems else ""))
+            detail = (" (%s)" % "; ".join(problems)) if problems else ""
+            self.fail("no backup of database %s in %s%s" % (database, self.dest, detail))
         return found[0]
 
     def remove_partials(self):
@@ -750,33 +746,34 @@ class Backups(object):
             if params.get("compress") is not None:
                 argv.append("--compress=%d" % params["compress"])
             counts = large_objects = sequences = None
-            errfile = tempfile.TemporaryFile(dir=self.private_dir())
             start = time.monotonic()
-            proc = None
-            try:
-                if params["row_counts"]:
-                    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                    conn.read_only = True
-                    with conn.transaction():
-                        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-                        argv.append("--snapshot=" + snapshot)
-                        proc = subprocess.Popen(argv, env=self.tool_env(info), stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.DEVNULL, stderr=errfile)
+            if params["row_counts"]:
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                conn.read_only = True
+                outcome = {}
+                with conn.transaction():
+                    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+                    argv.append("--snapshot=" + snapshot)
+                    worker = threading.Thread(target=self.run_in_thread, args=(argv, info, outcome))
+                    worker.start()
+                    try:
                         counts, large_objects = table_counts(conn)
                         sequences = sequence_values(conn)
-                        # The snapshot must stay exported until pg_dump has imported it: wait inside.
-                        rc, err = self.finish_tool(proc, errfile)
-                else:
-                    proc = subprocess.Popen(argv, env=self.tool_env(info), stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=errfile)
-                    rc, err = self.finish_tool(proc, errfile)
-            except psycopg.Error as exc:
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                self.discard(partial)
-                self.fail("counting rows of %s in the dump's snapshot failed: %s (row_counts=false skips the counts)"
-                          % (database, str(exc).strip()))
+                        count_error = None
+                    except psycopg.Error as exc:
+                        count_error = str(exc).strip()
+                    # The snapshot must stay exported until pg_dump has imported it: wait inside the transaction.
+                    worker.join()
+                if "result" not in outcome:
+                    self.discard(partial)
+                    self.fail("%s did not run to completion" % pg_dump)
+                rc, err = outcome["result"]
+                if count_error is not None:
+                    self.discard(partial)
+                    self.fail("counting rows of %s in the dump's snapshot failed: %s (row_counts=false skips the "
+                              "counts)" % (database, count_error))
+            else:
+                rc, err = self.run_tool(argv, info)
             duration = time.monotonic() - start
             if rc != 0:
                 self.discard(partial)
@@ -801,6 +798,9 @@ class Backups(object):
             return dict(manifest, manifest_path=manifest_path, archive_path=final)
         finally:
             conn.close()
+
+    def run_in_thread(self, argv, info, outcome):
+        outcome["result"] = self.run_tool(argv, info)
 
     def discard(self, partial):
         if os.path.isdir(partial):
@@ -846,7 +846,7 @@ class Backups(object):
             argv.append("--role=" + role)
         argv.append(backup["archive_path"])
         start = time.monotonic()
-        rc, err = self.run_tool(argv, self.tool_env(info))
+        rc, err = self.run_tool(argv, info)
         return rc, err, time.monotonic() - start
 
     def expected_counts(self, backup):
@@ -988,16 +988,18 @@ class Backups(object):
             staging = (target[:40] + "_dbstack_restoring")
             start = time.monotonic()
             self.create_scratch(conn, staging, owner)
+            untouched = dict(result)
+            untouched.update(changed=False, restored=False)
             try:
                 rc, err, _duration = self.pg_restore(pg_restore, backup, info, staging, role=owner)
                 if rc != 0:
                     self.fail("pg_restore of %s failed (rc=%d): %s. Database %s was not touched."
-                              % (backup["name"], rc, err, target), **dict(result, changed=False, restored=False))
+                              % (backup["name"], rc, err, target), **untouched)
                 summary, diffs = self.check_counts(backup, staging)
                 if diffs:
                     self.fail("restored copy of %s differs from its %s: %s. Database %s was not touched." % (
                         backup["name"], summary["compared_with"], "; ".join(diffs), target),
-                        **dict(result, changed=False, restored=False))
+                        **untouched)
             except BackupError:
                 self.drop_database(conn, staging)
                 raise

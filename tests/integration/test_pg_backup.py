@@ -218,9 +218,9 @@ def test_retention_prunes_only_its_own(pg, seed, dest, tmp_path):
         assert not glob.glob(os.path.join(dest, name + "*"))
     _out, again = run(args_for(pg, dest, keep=1, max_age="1h"), tmp_path)
     assert again["skipped"] is True and len(again["pruned"]) == 2 and again["changed"] is True
-    assert sorted(os.listdir(dest)) == sorted(list(foreign) + [again["backup"]["archive"],
-                                                                again["backup"]["name"] + ".manifest.json",
-                                                                ".dbstack-backup.lock"])
+    left = list(foreign) + [again["backup"]["archive"], again["backup"]["name"] + ".manifest.json",
+                            ".dbstack-backup.lock"]
+    assert sorted(os.listdir(dest)) == sorted(left)
 
 
 def test_truncated_archive_detected_and_target_untouched(pg, seed, dest, tmp_path):
