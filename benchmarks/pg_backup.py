@@ -175,8 +175,8 @@ def main():
 
         floor = statistics.median(times["bare pg_dump -Fc"])
         print()
-        print("%-34s %7s %7s %7s %8s %7s %10s %s" % ("variant", "min s", "median", "max s", "MB/s", "ratio",
-                                                   "archive", "notes"))
+        header = ("variant", "min s", "median", "max s", "MB/s", "ratio", "archive", "notes")
+        print("%-34s %7s %7s %7s %8s %7s %10s %s" % header)
         for name, _f in variants:
             values = times[name]
             median = statistics.median(values)
