@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer load-test clean
+        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -135,6 +135,10 @@ bench-pgbouncer:
 
 load-test:
 	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)
+
+# Starts its own throw-away PostgreSQL on loopback (pgbench scale 10); no lab needed.
+bench-backup:
+	python benchmarks/pg_backup.py --runs $(or $(RUNS),5) --ansible
 
 # The artifact builds, leaves tests and lab state out, and installs (offline:
 # its dependencies must already be installed, as the ansible bundle provides).
