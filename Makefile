@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup load-test clean
+        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -132,6 +132,9 @@ bench-promote:
 
 bench-pgbouncer:
 	python benchmarks/pgbouncer_vs_direct.py --lab-name $(LAB_NAME)
+
+bench-sentinel:
+	python benchmarks/sentinel_failover.py --runs $(or $(RUNS),3) --lab-name $(LAB_NAME)
 
 load-test:
 	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)

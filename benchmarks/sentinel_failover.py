@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Redis Sentinel failover drill against the lab (make lab first).
 
 A Sentinel-aware client (redis-py) writes numbered keys to the master in a

@@ -154,10 +154,9 @@ class RedisConfig(object):
         current = self.current(sorted(desired))
         unknown = [name for name in sorted(desired) if current[name] is None]
         if unknown:
-            self.module.fail_json(msg="option settings: Redis at %s:%s does not know %s (CONFIG GET returned "
-                                      "nothing); check the name" % (self.module.params["login_host"],
-                                                                   self.module.params["login_port"],
-                                                                   ", ".join(unknown)))
+            where = "%s:%s" % (self.module.params["login_host"], self.module.params["login_port"])
+            self.module.fail_json(msg="option settings: Redis at %s does not know %s (CONFIG GET returned "
+                                      "nothing); check the name" % (where, ", ".join(unknown)))
         changes = redis_utils.config_changes(current, desired)
         before = redis_utils.mask(dict((k, v[0]) for k, v in changes.items()))
         after = redis_utils.mask(dict((k, v[1]) for k, v in changes.items()))

@@ -126,17 +126,16 @@ def test_sentinel_monitor_lifecycle(servers, tmp_path):
         assert result["changed"] is False, result
 
         # a different master_host (what a failover looks like to a stale inventory) is never applied
-        changed = dict(wanted, down_after_milliseconds=5000)
-        out, result = run_module("dbstack.ha.sentinel_monitor",
-                                 _monitor_args(servers, master_host="127.0.0.2", **changed), tmp_path)
+        changed = _monitor_args(servers, **wanted)
+        changed.update(down_after_milliseconds=5000, master_host="127.0.0.2")
+        out, result = run_module("dbstack.ha.sentinel_monitor", changed, tmp_path)
         assert result["changed"] is True and result["changed_settings"] == ["down-after-milliseconds"]
         assert result["master_differs"] is True
         assert sentinel.sentinel_master("itmaster")["ip"] == "127.0.0.1"
 
         # a changed password is detected through the file Sentinel persisted
-        out, result = run_module("dbstack.ha.sentinel_monitor",
-                                 _monitor_args(servers, **dict(changed, auth_pass="other-Secret-55")), tmp_path,
-                                 check=True)
+        changed.update(auth_pass="other-Secret-55")
+        out, result = run_module("dbstack.ha.sentinel_monitor", changed, tmp_path, check=True)
         assert result["changed_settings"] == ["auth-pass"]
         assert "other-Secret-55" not in out
     finally:

@@ -103,3 +103,55 @@ def test_connect_failure_names_target_not_password():
     assert msg.startswith("Unable to connect to Redis at 127.0.0.1:1")
     assert "RedisSecret" not in msg
     assert "RedisSecret" in module.no_log_values
+
+
+# --- live configuration comparison ---------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("0", 0), ("1gb", 1073741824), ("1G", 1000000000), ("512mb", 536870912), ("100k", 100000), ("2kb", 2048),
+    ("lots", None), ("", None),
+])
+def test_memory_bytes(text, expected):
+    assert redis_utils.memory_bytes(text) == expected
+
+
+def test_config_changes_normalises_what_config_get_returns():
+    current = {"maxmemory": "1073741824", "appendonly": "yes", "bind": "* -::*", "min-replicas-to-write": "0",
+               "save": "3600 1 300 100"}
+    desired = {"maxmemory": "1gb", "appendonly": True, "bind": "*  -::*", "min-replicas-to-write": 0,
+               "save": ["3600", 1, "300", 100]}
+    assert redis_utils.config_changes(current, desired) == {}
+
+
+def test_config_changes_reports_before_and_after():
+    changes = redis_utils.config_changes({"maxmemory": "0", "appendonly": "no"}, {"maxmemory": "64mb", "appendonly": "on"})
+    assert changes == {"maxmemory": ("0", "67108864"), "appendonly": ("no", "yes")}
+
+
+def test_secrets_compare_exactly_and_are_masked():
+    assert redis_utils.config_changes({"requirepass": "Yes"}, {"requirepass": "yes"}) == {"requirepass": ("Yes", "yes")}
+    assert redis_utils.mask({"requirepass": "x", "masterauth": "", "maxmemory": "1"}) == \
+        {"requirepass": "********", "masterauth": "", "maxmemory": "1"}
+
+
+def test_pairs_to_dict():
+    assert redis_utils.pairs_to_dict(["name", "m", "quorum", "2"]) == {"name": "m", "quorum": "2"}
+    assert redis_utils.pairs_to_dict({"quorum": 2}) == {"quorum": 2}
+
+
+def test_persisted_auth_reads_sentinel_quoting():
+    text = "\n".join([
+        "# sentinel auth-pass dbstack commented-out",
+        'sentinel auth-pass dbstack "pa ss\\"word"',
+        "sentinel auth-pass other nope",
+        "sentinel auth-user dbstack app",
+    ])
+    assert redis_utils.persisted_auth(text, "dbstack") == {"auth-pass": 'pa ss"word', "auth-user": "app"}
+    assert redis_utils.persisted_auth("", "dbstack") == {}
+
+
+def test_sentinel_changes_skips_unset_and_compares_strings():
+    current = {"quorum": "2", "down-after-milliseconds": "5000", "parallel-syncs": "1"}
+    desired = {"quorum": 2, "down-after-milliseconds": 3000, "parallel-syncs": None, "failover-timeout": 60000}
+    assert redis_utils.sentinel_changes(current, desired) == {
+        "down-after-milliseconds": ("5000", "3000"), "failover-timeout": (None, "60000")}
