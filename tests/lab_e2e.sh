@@ -36,3 +36,7 @@ echo "lab e2e: converged, re-run changed=0 on every host"
 # Load acceptance: 500 clients x 30 s through PgBouncer, a RELOAD and a repoint
 # in the middle, 0 failed transactions and 0 connection errors.
 lab/timed "e2e load 500 clients" python tests/load/pgbench_pgbouncer.py --lab --lab-name "$name"
+
+# Redis failover drill: freeze the master's container, time the Sentinels'
+# election and a client writing again, count lost writes (exit 1 above 20 s).
+lab/timed "e2e sentinel failover drill" python benchmarks/sentinel_failover.py --runs 1 --lab-name "$name"
