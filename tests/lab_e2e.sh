@@ -37,6 +37,19 @@ echo "lab e2e: converged, re-run changed=0 on every host"
 # in the middle, 0 failed transactions and 0 connection errors.
 lab/timed "e2e load 500 clients" python tests/load/pgbench_pgbouncer.py --lab --lab-name "$name"
 
+# Backups: a verified backup, then a scheduled run inside max_age that must
+# change nothing, then the monthly restore test into a scratch database.
+lab/timed "e2e backup" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" \
+    >"$log/backup1.log" 2>&1 || { tail -n 60 "$log/backup1.log"; exit 1; }
+recap_ok "$log/backup1.log" 0
+lab/timed "e2e backup within max_age" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" \
+    -e dbstack_backup_max_age=1h >"$log/backup2.log" 2>&1 || { tail -n 60 "$log/backup2.log"; exit 1; }
+recap_ok "$log/backup2.log" 1
+lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.yml -e lab_name="$name" \
+    >"$log/restore_test.log" 2>&1 || { tail -n 60 "$log/restore_test.log"; exit 1; }
+recap_ok "$log/restore_test.log" 0
+echo "lab e2e: backup verified, max_age run changed=0, restore test passed"
+
 # Redis failover drill: freeze the master's container, time the Sentinels'
 # election and a client writing again, count lost writes (exit 1 above 20 s).
 lab/timed "e2e sentinel failover drill" python benchmarks/sentinel_failover.py --runs 1 --lab-name "$name"
