@@ -36,3 +36,9 @@ echo "lab e2e: converged, re-run changed=0 on every host"
 # Load acceptance: 500 clients x 30 s through PgBouncer, a RELOAD and a repoint
 # in the middle, 0 failed transactions and 0 connection errors.
 lab/timed "e2e load 500 clients" python tests/load/pgbench_pgbouncer.py --lab --lab-name "$name"
+
+# Monitoring: every Prometheus target up, the rules loaded, and PgBouncer
+# stopped -> PgBouncerDown pending -> firing (the lab's for: is 30 s), then
+# started again. Bounded: at most 90 s for the targets, 180 s per drill phase.
+lab/timed "e2e monitoring verify" timeout 600 python tests/monitoring_verify.py --lab-name "$name" \
+    --wait 90 --drill-timeout 180
