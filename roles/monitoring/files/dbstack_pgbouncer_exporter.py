@@ -27,6 +27,10 @@ from psycopg import pq
 PREFIX = "pgbouncer"
 
 
+def connect():
+    return pq.PGconn.connect(b"dbname=pgbouncer connect_timeout=3 application_name=dbstack_exporter")
+
+
 def show(conn, what):
     result = conn.exec_(("SHOW %s" % what).encode("ascii"))
     if result.status != pq.ExecStatus.TUPLES_OK:
@@ -108,7 +112,7 @@ def collect():
     up = 0
     conn = None
     try:
-        conn = pq.PGconn.connect(b"dbname=pgbouncer connect_timeout=3 application_name=dbstack_exporter")
+        conn = connect()
         if conn.status != pq.ConnStatus.OK:
             raise RuntimeError((conn.error_message or b"").decode("utf-8", "replace").strip())
         for row in show(conn, "POOLS"):
