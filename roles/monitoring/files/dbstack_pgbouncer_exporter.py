@@ -1,6 +1,6 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
-# Managed by dbstack.ha (role monitoring).
+# Managed by dbstack.ha (role monitoring). Run by dbstack-pgbouncer-exporter.service
+# as /usr/bin/python3 THIS_FILE.
 """Prometheus exporter for the PgBouncer admin console (dbstack.ha).
 
 Debian bookworm's prometheus-pgbouncer-exporter 1.7 reads SHOW STATS columns
@@ -170,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     listen = os.environ.get("DBSTACK_EXPORTER_LISTEN", ":9127")
-    host, _, port = listen.rpartition(":")
+    host, _sep, port = listen.rpartition(":")
     server = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler)
     server.serve_forever()
 
