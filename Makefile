@@ -21,13 +21,13 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel load-test clean
+        test lint sanity unit rules integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
 	@echo "make lab-down   remove the lab's containers and network (keeps the base image)"
 	@echo "make lab-purge  lab-down, and remove the base image too"
-	@echo "make test       the whole suite: lint, sanity, unit, integration, molecule, lab end-to-end"
+	@echo "make test       the whole suite: lint, sanity, unit, rules, integration, molecule, lab end-to-end"
 	@echo "make build      build the collection artifact (dbstack-ha-VERSION.tar.gz)"
 
 # --- set-up ---------------------------------------------------------------
@@ -100,6 +100,14 @@ sanity:
 
 unit:
 	pytest -q --import-mode=importlib -p no:cacheprovider tests/unit
+
+# The monitoring role's alert rules, rendered with its defaults: promtool check
+# and promtool unit tests (tests/rules/*.test.yml), amtool on alertmanager.yml.
+rules:
+	ansible-playbook tests/rules/render.yml
+	promtool check rules .build/rules/dbstack.rules.yml
+	promtool test rules tests/rules/*.test.yml
+	amtool check-config .build/rules/alertmanager-null.yml .build/rules/alertmanager-full.yml
 
 integration:
 	pytest -q --import-mode=importlib -p no:cacheprovider tests/integration

@@ -50,6 +50,12 @@ lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.y
 recap_ok "$log/restore_test.log" 0
 echo "lab e2e: backup verified, max_age run changed=0, restore test passed"
 
+# Monitoring: every Prometheus target up, the rules loaded, and PgBouncer
+# stopped -> PgBouncerDown pending -> firing (the lab's for: is 30 s), then
+# started again. Bounded: at most 90 s for the targets, 180 s per drill phase.
+lab/timed "e2e monitoring verify" timeout 600 python tests/monitoring_verify.py --lab-name "$name" \
+    --wait 90 --drill-timeout 180
+
 # Redis failover drill: freeze the master's container, time the Sentinels'
 # election and a client writing again, count lost writes (exit 1 above 20 s).
 lab/timed "e2e sentinel failover drill" python benchmarks/sentinel_failover.py --runs 1 --lab-name "$name"
