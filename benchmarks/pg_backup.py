@@ -130,12 +130,7 @@ def main():
 
     base = tempfile.mkdtemp(prefix="dbstack-bench-backup-")
     runas = servers.RunAs()
-    os.chmod(base, 0o755)
-    runas.chown(base)
-    pki = servers.make_pki(base)
-    for path in pki.values():
-        runas.chown(path)
-    node = servers.PostgresNode(base, "pgdata", runas, pki, PASSWORD)
+    node = servers.PostgresNode(base, "pgdata", runas, servers.private_dir(base, runas), PASSWORD)
     work = os.path.join(base, "out")
     os.makedirs(work)
     try:

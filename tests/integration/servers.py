@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from cryptography import x509
@@ -111,6 +113,29 @@ def make_pki(directory, names=("localhost",), ips=("127.0.0.1",), ca_name=u"dbst
         handle.write(key_pem(key))
     os.chmod(paths["key"], 0o600)
     return paths
+
+
+def private_dir(base, runas):
+    """Make BASE usable by the servers' account and put a throw-away CA and certificate in it."""
+    os.chmod(base, 0o755)
+    runas.chown(base)
+    pki = make_pki(base)
+    for path in pki.values():
+        runas.chown(path)
+    return pki
+
+
+@contextlib.contextmanager
+def lone_primary(prefix, password, name="pgdata"):
+    """A started PostgreSQL primary in its own temporary directory (scram, TLS); stopped and removed after."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    runas = RunAs()
+    node = PostgresNode(base, name, runas, private_dir(base, runas), password)
+    try:
+        yield node.init_primary().start()
+    finally:
+        node.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 class PostgresNode(object):
@@ -229,11 +254,7 @@ class Servers(object):
         self.base = base
         self.runas = RunAs()
         self.procs = []
-        os.chmod(base, 0o755)
-        self.runas.chown(base)
-        self.pki = make_pki(base)
-        for path in self.pki.values():
-            self.runas.chown(path)
+        self.pki = private_dir(base, self.runas)
         self.pg = None
         self.pg_port, self.pgb_port = None, free_port()
         self.redis_port, self.redis_tls_port, self.sentinel_port = free_port(), free_port(), free_port()

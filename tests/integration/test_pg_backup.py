@@ -12,13 +12,12 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 
 import psycopg
 import pytest
 
 from ansible_collections.dbstack.ha.tests.integration.runner import run_module
-from ansible_collections.dbstack.ha.tests.integration.servers import PG_BIN, PostgresNode, RunAs, make_pki
+from ansible_collections.dbstack.ha.tests.integration.servers import PG_BIN, lone_primary
 
 PASSWORD = "backup-Super-Pw-7"
 APP_PASSWORD = "backup-App-Pw-8"
@@ -51,25 +50,14 @@ SELECT json_build_object(
 
 @pytest.fixture(scope="module")
 def pg():
-    base = tempfile.mkdtemp(prefix="dbstack-backup-")
-    runas = RunAs()
-    os.chmod(base, 0o755)
-    runas.chown(base)
-    pki = make_pki(base)
-    for path in pki.values():
-        runas.chown(path)
-    node = PostgresNode(base, "pgdata", runas, pki, PASSWORD).init_primary().start()
-    node.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % APP_PASSWORD)
-    node.psql("CREATE DATABASE %s" % SOURCE)
-    node._run([os.path.join(PG_BIN, "pgbench"), "-i", "-s", "1", "-q", "-h", node.socket_dir, "-p", str(node.port),
-               "-U", "postgres", SOURCE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for statement in SCHEMA.strip().split(";\n"):
-        node.psql(statement, dbname=SOURCE)
-    try:
+    with lone_primary("dbstack-backup-", PASSWORD) as node:
+        node.psql("CREATE ROLE app LOGIN PASSWORD '%s'" % APP_PASSWORD)
+        node.psql("CREATE DATABASE %s" % SOURCE)
+        node._run([os.path.join(PG_BIN, "pgbench"), "-i", "-s", "1", "-q", "-h", node.socket_dir, "-p", str(node.port),
+                   "-U", "postgres", SOURCE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for statement in SCHEMA.strip().split(";\n"):
+            node.psql(statement, dbname=SOURCE)
         yield node
-    finally:
-        node.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ __metaclass__ = type
 import itertools
 import os
 import shutil
-import tempfile
 
 import pytest
 
 from ansible_collections.dbstack.ha.tests.integration.runner import run_module
-from ansible_collections.dbstack.ha.tests.integration.servers import PostgresNode, RunAs, make_pki
+from ansible_collections.dbstack.ha.tests.integration.servers import PostgresNode, lone_primary
 
 PASSWORD = "promote-Super-Pw-9"
 _names = itertools.count(1)
@@ -21,20 +20,9 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def primary():
-    base = tempfile.mkdtemp(prefix="dbstack-promote-")
-    runas = RunAs()
-    os.chmod(base, 0o755)
-    runas.chown(base)
-    pki = make_pki(base)
-    for path in pki.values():
-        runas.chown(path)
-    node = PostgresNode(base, "primary", runas, pki, PASSWORD).init_primary().start()
-    node.psql("CREATE TABLE t (id serial PRIMARY KEY, note text)")
-    try:
+    with lone_primary("dbstack-promote-", PASSWORD, name="primary") as node:
+        node.psql("CREATE TABLE t (id serial PRIMARY KEY, note text)")
         yield node
-    finally:
-        node.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
