@@ -1000,7 +1000,7 @@ class Backups(object):
                     self.fail("restored copy of %s differs from its %s: %s. Database %s was not touched." % (
                         backup["name"], summary["compared_with"], "; ".join(diffs), target),
                         **untouched)
-            except BackupError:
+            except BaseException:  # also a psycopg error, or fail_json's SystemExit: never leave the copy behind
                 self.drop_database(conn, staging)
                 raise
             sql = psycopg.sql
