@@ -596,7 +596,9 @@ class Backups(object):
                 removed.append(entry)
         return removed
 
-    def fsync_dir(self, path):
+    @staticmethod
+    def fsync_path(path):
+        """fsync one file or directory (a directory: so that renames and new entries in it are durable)."""
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -607,18 +609,10 @@ class Backups(object):
         if os.path.isdir(path):
             for root, _dirs, files in os.walk(path):
                 for name in files:
-                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                self.fsync_dir(root)
+                    self.fsync_path(os.path.join(root, name))
+                self.fsync_path(root)
         else:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self.fsync_path(path)
 
     def write_manifest(self, manifest):
         final = os.path.join(self.dest, manifest_name(manifest["name"]))
@@ -630,7 +624,7 @@ class Backups(object):
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
         os.rename(tmp, final)
-        self.fsync_dir(self.dest)
+        self.fsync_path(self.dest)
         return final
 
     def delete_backup(self, backup):
@@ -782,7 +776,7 @@ class Backups(object):
             self.fsync_tree(partial)
             digest, size, files = checksum_archive(partial)
             os.rename(partial, final)
-            self.fsync_dir(self.dest)
+            self.fsync_path(self.dest)
             manifest = build_manifest(
                 name=name, database=database, format=params["format"], archive=os.path.basename(final),
                 created_epoch=round(started, 3), created_at=utc_iso(started),
