@@ -93,3 +93,18 @@ def run_role_preflight(tmp_path, role, hosts, groups, extra_vars, host_vars=None
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
                           env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def assert_stopped_in_preflight(rc, output, expected, first_change="Install |"):
+    """The role failed on the controller with EXPECTED in its message, before contacting a host or
+    reaching FIRST_CHANGE (the name of its first task that changes a host)."""
+    assert rc == 2, output
+    assert expected in " ".join(output.split()), output
+    assert "UNREACHABLE" not in output
+    assert first_change not in output
+
+
+def assert_past_preflight(rc, output, first_change="Install |"):
+    """Good input got through the preflight to FIRST_CHANGE, which fails only because no host exists."""
+    assert rc != 0
+    assert first_change in output and "UNREACHABLE" in output

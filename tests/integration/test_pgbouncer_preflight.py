@@ -7,7 +7,11 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.dbstack.ha.tests.integration.runner import run_role_preflight
+from ansible_collections.dbstack.ha.tests.integration.runner import (
+    assert_past_preflight,
+    assert_stopped_in_preflight,
+    run_role_preflight,
+)
 
 GOOD = dict(pgbouncer_databases=[dict(name="appdb")], pgbouncer_admin_password="a" * 16,
             pgbouncer_stats_password="s" * 16)
@@ -26,13 +30,9 @@ WITH_PRIMARY = {"pgbouncer": ["pgb1"], "postgres_primary": ["pg1"]}
 ])
 def test_bad_input_fails_before_any_change(tmp_path, groups, extra, expected):
     rc, output = run_role_preflight(tmp_path, "dbstack.ha.pgbouncer", "pgbouncer", groups, dict(GOOD, **extra))
-    assert rc == 2, output
-    assert expected in " ".join(output.split()), output
-    assert "UNREACHABLE" not in output
-    assert "Install |" not in output
+    assert_stopped_in_preflight(rc, output, expected)
 
 
 def test_good_input_gets_past_the_preflight(tmp_path):
     rc, output = run_role_preflight(tmp_path, "dbstack.ha.pgbouncer", "pgbouncer", WITH_PRIMARY, GOOD)
-    assert rc != 0
-    assert "Install |" in output and "UNREACHABLE" in output
+    assert_past_preflight(rc, output)
