@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fail when a lab secret shows in a playbook's output.
 
 usage: python tests/lab/leak_check.py [--secrets-dir .lab/credentials] LOG [LOG ...]
