@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The lab end to end, as `make lab` runs it, under its own name so that a
-# developer's own lab is left alone: up, converge, converge again and require
-# changed=0 and failed=0 on every host, then remove it.
+# developer's own lab is left alone: up; converge from the bare image at
+# -vvv --diff (no secret may show); converge again with changed=0 on every
+# host; verify; load; backup and restore test; monitoring drill; Redis
+# failover drill, converge again (changed=0) and verify; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
 log=.build/lab-e2e
-mkdir -p "$log"
+rm -rf "$log" && mkdir -p "$log"
 
 down() { ansible-playbook -i "$inv" lab/down.yml -e lab_name="$name" >"$log/down.log" 2>&1 || true; }
 trap down EXIT
@@ -24,14 +26,23 @@ recap_ok() {  # FILE WANT_CHANGED_ZERO
 
 lab/timed "e2e lab up" ansible-playbook -i "$inv" lab/up.yml -e lab_name="$name" >"$log/up.log" 2>&1 \
     || { tail -n 40 "$log/up.log"; exit 1; }
-lab/timed "e2e first converge" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+# The first converge runs at -vvv --diff: no lab secret may show in it (nor in
+# any other log of this run: see the leak check at the end).
+lab/timed "e2e first converge" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" -vvv --diff \
     >"$log/converge1.log" 2>&1 || { tail -n 60 "$log/converge1.log"; exit 1; }
 recap_ok "$log/converge1.log" 0
+python tests/lab/leak_check.py "$log/converge1.log"
 lab/timed "e2e idempotent re-run" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
     >"$log/converge2.log" 2>&1 || { tail -n 60 "$log/converge2.log"; exit 1; }
 recap_ok "$log/converge2.log" 1
 sed -n '/^PLAY RECAP/,$p' "$log/converge2.log"
 echo "lab e2e: converged, re-run changed=0 on every host"
+
+# What the stack must be beyond changed=0: baseline, PgBouncer (TLS, scram,
+# limits, reload versus restart, preflight), Redis replication and Sentinels.
+lab/timed "e2e verify" ansible-playbook -i "$inv" tests/lab/verify.yml -e lab_name="$name" \
+    >"$log/verify1.log" 2>&1 || { tail -n 60 "$log/verify1.log"; exit 1; }
+recap_ok "$log/verify1.log" 0
 
 # Load acceptance: 500 clients x 30 s through PgBouncer, a RELOAD and a repoint
 # in the middle, 0 failed transactions and 0 connection errors.
@@ -39,13 +50,13 @@ lab/timed "e2e load 500 clients" python tests/load/pgbench_pgbouncer.py --lab --
 
 # Backups: a verified backup, then a scheduled run inside max_age that must
 # change nothing, then the monthly restore test into a scratch database.
-lab/timed "e2e backup" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" \
+lab/timed "e2e backup" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" -vvv --diff \
     >"$log/backup1.log" 2>&1 || { tail -n 60 "$log/backup1.log"; exit 1; }
 recap_ok "$log/backup1.log" 0
 lab/timed "e2e backup within max_age" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" \
     -e dbstack_backup_max_age=1h >"$log/backup2.log" 2>&1 || { tail -n 60 "$log/backup2.log"; exit 1; }
 recap_ok "$log/backup2.log" 1
-lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.yml -e lab_name="$name" \
+lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.yml -e lab_name="$name" -vvv --diff \
     >"$log/restore_test.log" 2>&1 || { tail -n 60 "$log/restore_test.log"; exit 1; }
 recap_ok "$log/restore_test.log" 0
 echo "lab e2e: backup verified, max_age run changed=0, restore test passed"
@@ -59,3 +70,17 @@ lab/timed "e2e monitoring verify" timeout 600 python tests/monitoring_verify.py 
 # Redis failover drill: freeze the master's container, time the Sentinels'
 # election and a client writing again, count lost writes (exit 1 above 20 s).
 lab/timed "e2e sentinel failover drill" python benchmarks/sentinel_failover.py --runs 1 --lab-name "$name"
+
+# After the failover the whole stack converges again with nothing to change
+# (the role keeps the new master; it never templates Sentinel's live state
+# away) and verifies: one master, every Sentinel naming it.
+lab/timed "e2e re-run after the Redis failover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge3.log" 2>&1 || { tail -n 60 "$log/converge3.log"; exit 1; }
+recap_ok "$log/converge3.log" 1
+lab/timed "e2e verify after the failover" ansible-playbook -i "$inv" tests/lab/verify.yml -e lab_name="$name" \
+    --limit 'redis:sentinel' >"$log/verify2.log" 2>&1 || { tail -n 60 "$log/verify2.log"; exit 1; }
+recap_ok "$log/verify2.log" 0
+
+# No lab secret in any playbook output of this run (raw, URL-encoded, base64,
+# or a derived form as good as the secret).
+python tests/lab/leak_check.py "$log"/*.log
