@@ -201,6 +201,23 @@ def repoint_targets(targets, changes, live):
     return sorted(act), sorted(name for name in act if name in live)
 
 
+def rewrite_problem(path, euid=None):
+    """Why write_atomically(path) cannot work for this process (None when it can): checked before any PAUSE."""
+    euid = os.geteuid() if euid is None else euid
+    directory = os.path.dirname(path) or "."
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return "cannot read %s: %s" % (path, exc.strerror)
+    if euid != 0 and st.st_uid != euid:
+        return ("%s belongs to uid %d: only root can write a new file that keeps its owner - run the task with "
+                "become: true" % (path, st.st_uid))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return ("cannot create a file in %s (the rewrite writes a temporary file there and renames it) - run the task "
+                "with become: true" % directory)
+    return None
+
+
 def write_atomically(path, text):
     """Replace path with text: a temporary file in the same directory, fsync, rename, fsync the directory.
 

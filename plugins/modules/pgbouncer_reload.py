@@ -180,6 +180,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     quote_db_name,
     repoint_targets,
     resume_all,
+    rewrite_problem,
     write_atomically,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import (
@@ -245,6 +246,9 @@ class Repoint(object):
         result["changed"] = True
         if module.check_mode:
             return
+        problem = rewrite_problem(path) if changes else None
+        if problem:
+            module.fail_json(msg="config_file: %s. Nothing was paused or changed." % problem, **result)
         self.apply(names, to_pause if self.params["pause"] else [], new_text if changes else None)
         after = live_databases(self.console)
         result["database_changes"] = differences(dict((k, v) for k, v in live.items() if k in names),

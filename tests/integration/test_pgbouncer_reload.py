@@ -242,7 +242,9 @@ def test_repoint_under_load_keeps_clients_working(bouncer, tmp_path):
         text = handle.read()
     assert "appdb = host=127.0.0.1 port=%d dbname=appdb" % bouncer.b.port in text
     assert "other = host=127.0.0.1 port=%d dbname=postgres" % bouncer.a.port in text
-    # Idempotent: already there.
+    # Idempotent: already there, in check mode and for real.
+    _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, check=True)
+    assert again["changed"] is False and again["repointed"] == {}
     _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
     assert again["changed"] is False and again["reloaded"] is False
 

@@ -16,6 +16,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     pools_summary,
     quote_db_name,
     repoint_targets,
+    rewrite_problem,
     wait_for_command,
     write_atomically,
 )
@@ -165,3 +166,14 @@ def test_pools_summary_sums_users_and_skips_the_admin_database():
 def test_differences():
     assert differences(dict(a=1, b=2), dict(a=1, b=3, c=4)) == {"b": dict(before=2, after=3),
                                                                 "c": dict(before=None, after=4)}
+
+
+def test_rewrite_problem_is_found_before_any_pause(tmp_path):
+    path = tmp_path / "pgbouncer.ini"
+    path.write_text("[databases]\n")
+    owner = os.stat(str(path)).st_uid
+    assert rewrite_problem(str(path)) is None
+    assert "cannot read" in rewrite_problem(str(tmp_path / "missing.ini"))
+    other = owner + 1 if owner else 1000
+    assert "only root can write" in rewrite_problem(str(path), euid=other)
+    assert rewrite_problem(str(path), euid=0) is None
