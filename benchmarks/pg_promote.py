@@ -46,7 +46,7 @@ def rebuild_standby(lab, primary="pg1", standby="pg2"):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         out = lab.exec_(primary, "su postgres -c \"psql -XAtqc \\\"SELECT count(*) FROM pg_stat_replication "
-                             "WHERE application_name = 'pg2' AND state = 'streaming'\\\"\"")
+                                 "WHERE application_name = 'pg2' AND state = 'streaming'\\\"\"")
         if out.strip() == "1":
             return
         time.sleep(0.2)

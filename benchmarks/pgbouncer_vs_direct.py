@@ -43,7 +43,7 @@ def main():
 
     def run(host, port, clients, jobs):
         rc, out = lablib.pgbench(pgbench_bin, env, ["-c", str(clients), "-j", str(jobs), "-T", str(args.time), "-n",
-                                                  "--max-tries=1"], host, port, "app", "appdb")
+                                                    "--max-tries=1"], host, port, "app", "appdb")
         stats = lablib.parse_pgbench(out)
         stats["rc"] = rc
         return stats

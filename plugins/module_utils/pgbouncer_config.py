@@ -288,8 +288,8 @@ def render_state(config, databases):
     lines = ["[databases]"]
     for name in sorted(databases):
         row = databases[name]
-        lines.append("%s = %s" % (name, format_connstr([(c, row[c]) for c, _k, _f, _d in DATABASE_FIELDS
-                                                           if row.get(c) is not None])))
+        pairs = [(c, row[c]) for c, _k, _f, _d in DATABASE_FIELDS if row.get(c) is not None]
+        lines.append("%s = %s" % (name, format_connstr(pairs)))
     lines += ["", "[pgbouncer]"]
     lines += ["%s = %s" % (key, "" if config[key] is None else config[key]) for key in sorted(config)]
     return "\n".join(lines) + "\n"

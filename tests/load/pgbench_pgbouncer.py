@@ -82,8 +82,8 @@ def main():
             print("FAIL: endpoint %s:%d unreachable: %s" % (args.host, args.port, ready.stdout.strip()))
             return 2
 
-        rc, out = lablib.pgbench(pgbench_bin, env, ["-i", "-s", str(args.scale), "-q"], args.host, args.port, args.user,
-                          args.db)
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-i", "-s", str(args.scale), "-q"], args.host, args.port,
+                                 args.user, args.db)
         if rc != 0:
             print(out)
             print("FAIL: pgbench -i through PgBouncer failed")
@@ -96,8 +96,9 @@ def main():
             worker = threading.Thread(target=disturb, args=(lab, args.time / 3.0, args.time * 2 / 3.0,
                                                             started, log), daemon=True)
             worker.start()
-        rc, out = lablib.pgbench(pgbench_bin, env, ["-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.time),
-                                             "-n", "--max-tries=1"], args.host, args.port, args.user, args.db)
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-c", str(args.clients), "-j", str(args.jobs), "-T",
+                                                    str(args.time), "-n", "--max-tries=1"],
+                                 args.host, args.port, args.user, args.db)
         if worker:
             worker.join(120)
             # Point appdb back at the primary's name, as the role renders it.
