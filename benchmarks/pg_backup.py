@@ -22,7 +22,6 @@ pg_dump's, and the archive sizes. Nothing outside a temporary directory is touch
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -32,10 +31,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("servers", os.path.join(REPO, "tests", "integration", "servers.py"))
-servers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(servers)
+import lablib  # tests/lablib.py (this directory holds a symlink to it)
+
+REPO = lablib.REPO
+servers = lablib.loopback_servers()
 
 PASSWORD = "bench-Backup-Pw-1"
 DBNAME = "bench"

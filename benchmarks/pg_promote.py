@@ -20,36 +20,21 @@ container addresses, in loops bounded by count and time.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 
 import psycopg
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import lablib  # tests/lablib.py (this directory holds a symlink to it)
+
 WRITE_TIMEOUT = 30.0  # seconds a writer keeps trying before the run counts as failed
 
 
-def sh(argv, **kwargs):
-    return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs).stdout
-
-
-def pexec(container, script, user="root"):
-    return sh(["podman", "exec", "--user", user, container, "bash", "-ec", script])
-
-
-def address(container):
-    return sh(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container]).strip()
-
-
-def rebuild_standby(primary, standby):
+def rebuild_standby(lab, primary="pg1", standby="pg2"):
     """pg2 becomes a fresh streaming standby of pg1 again (through its slot)."""
-    pexec(standby, "systemctl stop postgresql@15-main")
-    pexec(standby, """
+    lab.exec_(standby, "systemctl stop postgresql@15-main")
+    lab.exec_(standby, """
         rm -rf /var/lib/postgresql/15/main && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/15/main
         su postgres -c 'PGPASSFILE=/var/lib/postgresql/.dbstack_replication.pgpass PGSSLMODE=verify-full \
           PGSSLROOTCERT=/etc/postgresql/dbstack-tls/ca.crt PGAPPNAME=pg2 \
@@ -57,11 +42,11 @@ def rebuild_standby(primary, standby):
           -X stream -S pg2 -c fast --no-password'
         touch /var/lib/postgresql/15/main/standby.signal && chown postgres: /var/lib/postgresql/15/main/standby.signal
     """)
-    pexec(standby, "systemctl start postgresql@15-main")
+    lab.exec_(standby, "systemctl start postgresql@15-main")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        out = pexec(primary, "su postgres -c \"psql -XAtqc \\\"SELECT count(*) FROM pg_stat_replication "
-                             "WHERE application_name = 'pg2' AND state = 'streaming'\\\"\"")
+        out = lab.exec_(primary, "su postgres -c \"psql -XAtqc \\\"SELECT count(*) FROM pg_stat_replication "
+                                 "WHERE application_name = 'pg2' AND state = 'streaming'\\\"\"")
         if out.strip() == "1":
             return
         time.sleep(0.2)
@@ -111,35 +96,20 @@ def timed(promote, dsn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--lab-name", default=os.environ.get("LAB_NAME", "dbstack"))
+    parser.add_argument("--lab-name", default=lablib.DEFAULT_LAB_NAME)
     args = parser.parse_args()
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be between 1 and 50")
 
-    pg1, pg2 = "%s-pg1" % args.lab_name, "%s-pg2" % args.lab_name
-    secret_file = os.path.join(REPO, ".lab", "credentials", "postgres_superuser")
-    if not os.path.exists(secret_file):
-        sys.exit("no lab credentials at %s: run `make lab` first" % secret_file)
-    with open(secret_file) as handle:
-        password = handle.read().split()[0]
-    dsn = "host=%s user=postgres dbname=postgres sslmode=require connect_timeout=5 password=%s" % (address(pg2), password)
-
-    primary_dsn = dsn.replace(address(pg2), address(pg1))
-    with psycopg.connect(primary_dsn, autocommit=True) as conn:
+    lab = lablib.Lab(args.lab_name)
+    dsn = lab.postgres_dsn("pg2")
+    with psycopg.connect(lab.postgres_dsn("pg1"), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_promote (id bigserial PRIMARY KEY, at timestamptz)")
 
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-
     def module_promote():
-        out = subprocess.run(
-            [os.path.join(os.path.dirname(sys.executable), "ansible"), "-i", os.path.join(REPO, "inventory", "lab"), "pg2", "-e", "lab_name=%s" % args.lab_name,
-             "-b", "--become-user", "postgres", "-m", "dbstack.ha.pg_promote",
-             "-a", json.dumps(dict(login_unix_socket="/var/run/postgresql", force=True))],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True).stdout
-        result = json.loads(out)["plays"][0]["tasks"][0]["hosts"]["pg2"]
-        assert result["promoted"], result
+        result = lab.module("dbstack.ha.pg_promote", dict(login_unix_socket=lablib.PG_SOCKET_DIR, force=True), "pg2",
+                            become_user="postgres")
+        assert result.get("promoted"), result
         return result["elapsed_ms"]
 
     def bare_promote():
@@ -153,13 +123,13 @@ def main():
     inner = {"module": [], "bare": []}
     for run in range(args.runs):
         for name, promote in (("bare", bare_promote), ("module", module_promote)):
-            rebuild_standby(pg1, pg2)
+            rebuild_standby(lab)
             total, own = timed(promote, dsn)
             results[name].append(total)
             inner[name].append(own)
             print("run %d %-6s first write after %8.1f ms (call itself %.1f ms)" % (run + 1, name, total, own),
                   flush=True)
-    rebuild_standby(pg1, pg2)  # leave the lab as it was: pg2 a streaming standby
+    rebuild_standby(lab)  # leave the lab as it was: pg2 a streaming standby
 
     print("\npromotion -> first successful INSERT on the promoted node, %d runs each" % args.runs)
     print("%-38s %9s %9s %9s" % ("", "min ms", "median", "max"))

@@ -13,50 +13,43 @@ traffic goes only to the lab's addresses, each run bounded by --time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location(
-    "pgbench_pgbouncer", os.path.join(os.path.dirname(HERE), "tests", "load", "pgbench_pgbouncer.py"))
-load = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(load)
+import lablib  # tests/lablib.py (this directory holds a symlink to it)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--lab-name", default=os.environ.get("LAB_NAME", "dbstack"))
+    parser.add_argument("--lab-name", default=lablib.DEFAULT_LAB_NAME)
     parser.add_argument("--time", type=int, default=20)
     args = parser.parse_args()
     if not 5 <= args.time <= 120:
         parser.error("--time must be 5..120 seconds")
 
-    pgbench_bin = load.find_tool("pgbench")
+    pgbench_bin = lablib.pg_tool("pgbench")
     if not pgbench_bin:
         raise SystemExit("pgbench not found")
-    pg1 = load.lab_address("%s-pg1" % args.lab_name)
-    pgb1 = load.lab_address("%s-pgb1" % args.lab_name)
-    with open(os.path.join(load.REPO, ".lab", "credentials", "postgres_app")) as handle:
-        password = handle.read().split()[0]
+    lab = lablib.Lab(args.lab_name)
+    pg1, pgb1 = lab.address("pg1"), lab.address("pgb1")
+    user, secret = lablib.POSTGRES_APP
     workdir = tempfile.mkdtemp(prefix="dbstack-bench-")
-    pgpass = os.path.join(workdir, "pgpass")
-    with os.fdopen(os.open(pgpass, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-        handle.write("*:*:appdb:app:%s\n" % password)
+    pgpass = lablib.write_pgpass(os.path.join(workdir, "pgpass"),
+                                 [lablib.pgpass_line("*", "*", lablib.APP_DB, user, lab.secret(secret))])
     env = dict(os.environ, PGPASSFILE=pgpass, PGSSLMODE="require", PGCONNECT_TIMEOUT="10")
 
     def run(host, port, clients, jobs):
-        rc, out = load.pgbench(pgbench_bin, env, ["-c", str(clients), "-j", str(jobs), "-T", str(args.time), "-n",
-                                                  "--max-tries=1"], host, port, "app", "appdb")
-        stats = load.parse(out)
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-c", str(clients), "-j", str(jobs), "-T", str(args.time), "-n",
+                                                    "--max-tries=1"], host, port, "app", "appdb")
+        stats = lablib.parse_pgbench(out)
         stats["rc"] = rc
         return stats
 
     try:
-        rc, out = load.pgbench(pgbench_bin, env, ["-i", "-s", "10", "-q"], pgb1, 6432, "app", "appdb")
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-i", "-s", "10", "-q"], pgb1, 6432, "app", "appdb")
         if rc != 0:
             raise SystemExit("pgbench -i failed:\n" + out)
         rows = []
@@ -67,18 +60,18 @@ def main():
             rows.append(("through PgBouncer", clients, run(pgb1, 6432, clients, jobs)))
         # 500 clients: only through PgBouncer, with a repoint in the middle.
         log = []
-        admin = load.lab_admin_args(args.lab_name)
+        admin = lab.pgbouncer_admin_args()
 
         def repoint():
             time.sleep(args.time / 2.0)
-            log.append(load.module("dbstack.ha.pgbouncer_reload",
-                                   dict(admin, databases=[dict(name="appdb", host=pg1, port=5432)]), args.lab_name))
+            log.append(lab.module("dbstack.ha.pgbouncer_reload",
+                                  dict(admin, databases=[dict(name="appdb", host=pg1, port=5432)]), "pgb1"))
         thread = threading.Thread(target=repoint, daemon=True)
         thread.start()
         rows.append(("through PgBouncer + repoint", 500, run(pgb1, 6432, 500, 8)))
         thread.join(120)
-        log.append(load.module("dbstack.ha.pgbouncer_reload",
-                               dict(admin, databases=[dict(name="appdb", host="pg1", port=5432)]), args.lab_name))
+        log.append(lab.module("dbstack.ha.pgbouncer_reload",
+                              dict(admin, databases=[dict(name="appdb", host="pg1", port=5432)]), "pgb1"))
 
         print("\npgbench TPC-B, scale 10, %d s per run, sslmode=require (PgBouncer: transaction pooling, pool 50 + 10)"
               % args.time)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -35,44 +34,33 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CREDENTIALS = os.path.join(HERE, "..", ".lab", "credentials")
-MASTER_NAME = "dbstack"
+import lablib  # tests/lablib.py (this directory holds a symlink to it)
+
+MASTER_NAME = lablib.SENTINEL_MASTER
 REDIS_HOSTS = ("redis1", "redis2")
 SENTINEL_HOSTS = ("redis1", "redis2", "mon1")
-
-
-def sh(argv):
-    return subprocess.run(argv, check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
-
-
-def address(container):
-    return sh(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container]).strip()
-
-
-def secret(name):
-    with open(os.path.join(CREDENTIALS, name)) as handle:
-        return handle.read().split()[0]
+sh = lablib.run
 
 
 class Lab:
     def __init__(self, lab_name):
-        self.containers = dict((h, "%s-%s" % (lab_name, h)) for h in set(REDIS_HOSTS + SENTINEL_HOSTS))
-        self.addresses = dict((h, address(c)) for h, c in self.containers.items())
-        self.redis_password = secret("redis_password")
-        self.sentinel_password = secret("sentinel_password")
-        self.sentinels = [(self.addresses[h], 26379) for h in SENTINEL_HOSTS]
+        self.base = lab = lablib.Lab(lab_name)
+        self.containers = dict((h, lab.container(h)) for h in set(REDIS_HOSTS + SENTINEL_HOSTS))
+        self.addresses = dict((h, lab.address(h)) for h in self.containers)
+        self.redis_password = lab.secret(lablib.REDIS_SECRET)
+        self.sentinel_password = lab.secret(lablib.SENTINEL_SECRET)
+        self.sentinels = [(self.addresses[h], lablib.PORTS["sentinel"]) for h in SENTINEL_HOSTS]
 
     def host_of(self, ip):
         return next(h for h, a in self.addresses.items() if a == ip)
 
     def sentinel_client(self, host):
-        return redis.Redis(host=self.addresses[host], port=26379, password=self.sentinel_password,
-                           socket_timeout=0.3, socket_connect_timeout=0.3, decode_responses=True)
+        return redis.Redis(**self.base.sentinel_kwargs(host, socket_timeout=0.3, socket_connect_timeout=0.3,
+                                                       decode_responses=True))
 
     def node(self, host):
-        return redis.Redis(host=self.addresses[host], port=6379, password=self.redis_password,
-                           socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
+        return redis.Redis(**self.base.redis_kwargs(host, socket_timeout=1, socket_connect_timeout=1,
+                                                    decode_responses=True))
 
     def masters_seen(self, hosts=SENTINEL_HOSTS):
         seen = {}
@@ -152,8 +140,8 @@ class Writer(threading.Thread):
         votes = {}
         for host in SENTINEL_HOSTS:
             try:
-                client = redis.Redis(host=self.lab.addresses[host], port=26379, password=self.lab.sentinel_password,
-                                     socket_timeout=0.2, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+                client = redis.Redis(**self.lab.base.sentinel_kwargs(host, socket_timeout=0.2, socket_connect_timeout=0.2,
+                                                                     retry=Retry(NoBackoff(), 0)))
                 ip, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
                 votes[(ip, int(port))] = votes.get((ip, int(port)), 0) + 1
             except (redis.exceptions.RedisError, OSError, TypeError, ValueError):

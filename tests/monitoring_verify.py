@@ -26,12 +26,9 @@ import time
 import urllib.error
 import urllib.request
 
+import lablib  # tests/lablib.py, next to this script
+
 JOBS = ["prometheus", "alertmanager", "node", "postgres", "pgbouncer", "redis", "sentinel"]
-
-
-def lab_address(container):
-    return subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                           container], check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
 def api(base, path):
@@ -121,7 +118,8 @@ def main():
     parser.add_argument("--drill-timeout", type=int, default=180)
     parser.add_argument("--no-drill", action="store_true")
     args = parser.parse_args()
-    base = args.prometheus or "http://%s:9090" % lab_address("%s-mon1" % args.lab_name)
+    lab = lablib.Lab(args.lab_name)
+    base = args.prometheus or lab.prometheus_url("mon1")
     try:
         api(base, "/api/v1/status/buildinfo")
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
@@ -130,7 +128,7 @@ def main():
     ok = check_targets(base, args.wait)
     ok = check_rules(base, args.min_rules) and ok
     if not args.no_drill:
-        ok = drill(base, "%s-pgb1" % args.lab_name, "pgb1", args.drill_timeout) and ok
+        ok = drill(base, lab.container("pgb1"), "pgb1", args.drill_timeout) and ok
     print("monitoring verify: %s" % ("pass" if ok else "FAILED"))
     return 0 if ok else 1
 

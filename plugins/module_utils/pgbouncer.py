@@ -13,8 +13,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
+import select
+import tempfile
+import time
 
+from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import database_map
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
     build_conninfo,
@@ -120,3 +125,150 @@ def quote_db_name(name):
             "database name %r cannot be used on the PgBouncer admin console: use letters, digits, '_', '.' or '-'" % name
         )
     return name
+
+
+POOL_FIELDS = ("cl_active", "cl_waiting", "sv_active", "sv_idle")
+
+
+class PauseTimeout(Exception):
+    pass
+
+
+def wait_for_command(pgconn, sql, timeout, clock=time.monotonic, wait=select.select):
+    """Wait for the command sent on pgconn (send_query) to finish, at most `timeout` seconds.
+
+    Raises PauseTimeout when it is still running at the deadline (the caller must
+    then RESUME on another connection: this one stays busy).
+    """
+    deadline = clock() + timeout
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise PauseTimeout(sql)
+        wait([pgconn.socket], [], [], min(remaining, 0.05))
+    result = pgconn.get_result()
+    while result is not None:
+        result_rows(result, sql, pgconn)
+        result = pgconn.get_result()
+
+
+def pause(console, name, timeout):
+    """PAUSE one database, waiting at most `timeout` seconds (PAUSE returns once its servers are released)."""
+    pgconn = console.conn.pgconn
+    sql = "PAUSE %s" % quote_db_name(name)
+    pgconn.send_query(sql.encode("utf-8"))
+    try:
+        wait_for_command(pgconn, sql, timeout)
+    except PauseTimeout:
+        raise PauseTimeout(name)
+
+
+def resume_all(module, names):
+    """RESUME on a fresh admin connection: the one that sent PAUSE may still be busy."""
+    if not names:
+        return
+    try:
+        other = AdminConsole(module)
+        for name in names:
+            try:
+                other.command("RESUME %s" % name)
+            except AdminCommandError:
+                pass  # "database is not paused"
+        other.close()
+    except Exception as exc:  # pylint: disable=broad-except
+        module.warn("could not RESUME %s after a failure: %s - run RESUME on the admin console" % (", ".join(names), exc))
+
+
+def repoint_targets(targets, changes, live):
+    """Which databases a repoint must act on, and which of them to PAUSE.
+
+    targets: {name: {host, port}} asked for; changes: entries the file rewrite
+    changes (pgbouncer_config.repoint); live: SHOW DATABASES as {name: {host, port, ...}}.
+    An entry the file already has right but PgBouncer has not loaded is stale and
+    needs the RELOAD too; one PgBouncer does not know yet cannot be paused.
+    Returns (names to act on, names to pause), both sorted.
+    """
+    act = set(changes)
+    for name, target in targets.items():
+        entry = live.get(name)
+        if entry is None:
+            act.add(name)
+        elif entry.get("host") != target["host"] or (target.get("port") and str(entry.get("port")) != str(target["port"])):
+            act.add(name)
+    return sorted(act), sorted(name for name in act if name in live)
+
+
+def rewrite_problem(path, euid=None):
+    """Why write_atomically(path) cannot work for this process (None when it can): checked before any PAUSE."""
+    euid = os.geteuid() if euid is None else euid
+    directory = os.path.dirname(path) or "."
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return "cannot read %s: %s" % (path, exc.strerror)
+    if euid != 0 and st.st_uid != euid:
+        return ("%s belongs to uid %d: only root can write a new file that keeps its owner - run the task with "
+                "become: true" % (path, st.st_uid))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return ("cannot create a file in %s (the rewrite writes a temporary file there and renames it) - run the task "
+                "with become: true" % directory)
+    return None
+
+
+def write_atomically(path, text):
+    """Replace path with text: a temporary file in the same directory, fsync, rename, fsync the directory.
+
+    The file keeps its owner, group and mode. Readers see the old or the new
+    content, never a part; on any failure the original is untouched and the
+    temporary file is removed.
+    """
+    directory = os.path.dirname(path) or "."
+    st = os.stat(path)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), st.st_mode & 0o7777)
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+        tmp = None
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def live_databases(console):
+    """SHOW DATABASES as {name: {host, port, database, ...}} (the admin database left out)."""
+    return database_map(console.show("databases"))
+
+
+def pools_summary(rows):
+    """SHOW POOLS rows -> {database: {cl_active, cl_waiting, sv_active, sv_idle}} summed over users."""
+    summary = {}
+    for row in rows:
+        if row.get("database") == ADMIN_DB:
+            continue
+        entry = summary.setdefault(row["database"], dict((f, 0) for f in POOL_FIELDS))
+        for field in POOL_FIELDS:
+            try:
+                entry[field] += int(row.get(field) or 0)
+            except ValueError:
+                pass
+    return summary
+
+
+def differences(before, after):
+    """{key: {before, after}} of the keys whose value differs."""
+    keys = set(before) | set(after)
+    return dict((k, dict(before=before.get(k), after=after.get(k))) for k in sorted(keys) if before.get(k) != after.get(k))

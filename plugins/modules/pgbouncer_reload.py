@@ -13,7 +13,15 @@ version_added: 0.1.0
 description:
   - Works through PgBouncer's admin console.
   - Without O(databases) it issues C(RELOAD) and reports the C(SHOW CONFIG) / C(SHOW DATABASES) differences it caused;
-    C(changed) is true only when the reload changed something.
+    C(changed) is true only when the reload changed something PgBouncer runs.
+  - 'Before a plain RELOAD it compares the configuration file PgBouncer reads (C(SHOW CONFIG) C(conffile), else
+    O(config_file), with its absolute C(%include) files) with what PgBouncer runs: a setting left out of the file goes
+    back to its default, a C([databases]) entry added, removed or changed (host, port, dbname, user, pool sizes, pool
+    mode, max_db_connections) changes that database. Check mode reports exactly that (C(changed=false) when the file
+    is what PgBouncer runs) without reloading. Settings only a restart applies (C(changeable=no)) are returned in
+    RV(restart_required) with a warning and are not a change of the reload.'
+  - After a RELOAD, a warning says when PgBouncer still does not run what the file says (an invalid value stops
+    PgBouncer reading the file, yet C(RELOAD) succeeds on the console).
   - 'With O(databases) it repoints those entries of the C([databases]) section: C(PAUSE) each database (waiting
     at most O(pause_timeout) seconds for running transactions to finish; a C(RESUME) is sent on any failure),
     rewrite the entries in O(config_file) (temporary file and rename; owner and mode kept), C(RELOAD), optionally
@@ -29,6 +37,7 @@ options:
   config_file:
     description:
       - PgBouncer's configuration file, on the host the module runs on. Must be writable there with O(databases).
+      - Without O(databases) the file PgBouncer reports as C(conffile) is compared instead when its path is absolute.
     type: path
     default: /etc/pgbouncer/pgbouncer.ini
   databases:
@@ -66,16 +75,24 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports the entries it would rewrite (and the diff); nothing is paused, written or reloaded.
+    description:
+      - Reports the entries it would rewrite, or the settings and databases a RELOAD would change, with the same
+        RV(config_changes) / RV(database_changes) the real run returns; nothing is paused, written or reloaded.
+      - When the file cannot be read the way PgBouncer reads it (missing, unreadable, a relative C(%include)), check
+        mode of a plain reload reports C(changed=true) with a warning.
   diff_mode:
     support: full
-    description: Shows the C([databases]) section before and after.
+    description:
+      - With O(databases) the C([databases]) section of the file before and after (passwords masked).
+      - Without, what PgBouncer runs before and after the RELOAD (settings a RELOAD can change, and each database).
   idempotent:
     support: full
     description: Repointing to where the entries already point changes nothing; a reload that changes nothing reports C(changed=false).
 notes:
   - Run it on the PgBouncer host (it edits the configuration file there), usually with C(become=true).
   - PgBouncer 1.18 is single-threaded; PAUSE waits for transactions in transaction pooling mode, for sessions in session mode.
+  - Changes of the C(auth_file) user list are not visible on the admin console; a plain reload always issues C(RELOAD)
+    (it costs a few milliseconds) but does not count them as a change.
 """
 
 EXAMPLES = r"""
@@ -119,14 +136,22 @@ repointed:
   type: dict
   sample: {"appdb": {"before": {"host": "pg1", "port": "5432"}, "after": {"host": "pg2", "port": "5432"}}}
 config_changes:
-  description: C(SHOW CONFIG) settings that changed with the reload, name to before/after.
+  description: C(SHOW CONFIG) settings that changed with the reload (or in check mode would), name to before/after.
   returned: always
   type: dict
   sample: {"default_pool_size": {"before": "20", "after": "50"}}
 database_changes:
-  description: C(SHOW DATABASES) entries whose host, port or database changed with the reload.
+  description:
+    - C(SHOW DATABASES) entries that changed with the reload (or in check mode would), name to before/after; C(null)
+      for an entry added or removed.
   returned: always
   type: dict
+  sample: {"appdb": {"before": {"host": "pg1", "port": "5432", "pool_size": "20"}, "after": {"host": "pg1", "port": "5432", "pool_size": "50"}}}
+restart_required:
+  description: Settings whose value in the file differs from what PgBouncer runs but that only a restart applies.
+  returned: always
+  type: dict
+  sample: {"listen_port": {"before": "6432", "after": "6433"}}
 reloaded:
   description: Whether RELOAD was issued.
   returned: always
@@ -139,8 +164,6 @@ pools:
 """
 
 import os
-import select
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -148,13 +171,27 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     AdminCommandError,
     AdminConsole,
+    PauseTimeout,
+    differences,
+    live_databases,
+    pause,
     pgbouncer_common_argument_spec,
+    pools_summary,
     quote_db_name,
-    result_rows,
+    repoint_targets,
+    resume_all,
+    rewrite_problem,
+    write_atomically,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import (
     ConfigError,
+    database_map,
     databases_section,
+    mask_passwords,
+    parse_ini,
+    plan_diff,
+    reload_plan,
+    render_state,
     repoint,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
@@ -163,168 +200,155 @@ from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     postgres_mutually_exclusive,
 )
 
-POOL_FIELDS = ("cl_active", "cl_waiting", "sv_active", "sv_idle")
 
-
-class PauseTimeout(Exception):
-    pass
-
-
-def live_databases(console):
-    return dict((row["name"], dict(host=row.get("host"), port=row.get("port"), database=row.get("database")))
-                for row in console.show("databases"))
-
-
-def live_config(console):
-    return dict((row["key"], row["value"]) for row in console.show("config"))
-
-
-def pools_summary(console):
-    summary = {}
-    for row in console.show("pools"):
-        if row.get("database") == "pgbouncer":
-            continue
-        entry = summary.setdefault(row["database"], dict((f, 0) for f in POOL_FIELDS))
-        for field in POOL_FIELDS:
-            try:
-                entry[field] += int(row.get(field) or 0)
-            except ValueError:
-                pass
-    return summary
-
-
-def differences(before, after):
-    keys = set(before) | set(after)
-    return dict((k, dict(before=before.get(k), after=after.get(k))) for k in sorted(keys) if before.get(k) != after.get(k))
-
-
-def pause(console, name, timeout):
-    """PAUSE one database, waiting at most `timeout` seconds (the command blocks until it is done)."""
-    pgconn = console.conn.pgconn
-    sql = "PAUSE %s" % name
-    pgconn.send_query(sql.encode("utf-8"))
-    deadline = time.monotonic() + timeout
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise PauseTimeout(name)
-        select.select([pgconn.socket], [], [], min(remaining, 0.05))
-    result = pgconn.get_result()
-    while result is not None:
-        result_rows(result, sql)
-        result = pgconn.get_result()
-
-
-def write_atomically(module, path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".pgbouncer.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        module.atomic_move(tmp, path)  # keeps the original's owner, group and mode
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def run_repoint(module, console, result):
-    params = module.params
-    path = params["config_file"]
-    if not os.path.isfile(path):
-        module.fail_json(msg="config_file %s does not exist on this host: run the module on the PgBouncer host" % path)
+def read_text(path):
     with open(path) as handle:
-        text = handle.read()
-    targets = {}
-    for entry in params["databases"]:
-        try:
-            quote_db_name(entry["name"])
-        except ConnectionParamsError as exc:
-            module.fail_json(msg="databases: %s" % exc)
-        targets[entry["name"]] = dict(host=entry["host"], port=entry.get("port"))
-    try:
-        new_text, changes = repoint(text, targets)
-    except ConfigError as exc:
-        module.fail_json(msg="%s: %s" % (path, exc))
-
-    live = live_databases(console)
-    missing_live = sorted(set(targets) - set(live))
-    stale = []
-    for name, target in targets.items():
-        entry = live.get(name, {})
-        if name in changes or name in missing_live:
-            continue
-        if entry.get("host") != target["host"] or (target.get("port") and str(entry.get("port")) != str(target["port"])):
-            stale.append(name)  # the file is right but PgBouncer has not loaded it
-    result["repointed"] = changes
-    if module._diff:
-        result["diff"] = dict(before_header=path, after_header=path,
-                              before=databases_section(text), after=databases_section(new_text))
-    if not changes and not stale and not missing_live:
-        return
-    result["changed"] = True
-    if module.check_mode:
-        return
-
-    names = sorted(set(changes) | set(stale) | set(missing_live))
-    paused = []
-    start = time.monotonic()
-    try:
-        if params["pause"]:
-            for name in names:
-                if name in live:
-                    pause(console, name, params["pause_timeout"])
-                    paused.append(name)
-        if changes:
-            write_atomically(module, path, new_text)
-        console.command("RELOAD")
-        result["reloaded"] = True
-        if params["reconnect"]:
-            for name in names:
-                console.command("RECONNECT %s" % name)
-    except PauseTimeout as exc:
-        resume_all(module, paused + [str(exc)])
-        module.fail_json(msg="PAUSE %s did not complete within pause_timeout=%d s (long transactions?). Everything was "
-                             "resumed and %s was not changed." % (exc, params["pause_timeout"], path), **result)
-    except Exception as exc:  # pylint: disable=broad-except
-        resume_all(module, paused)
-        module.fail_json(msg="repointing failed, databases resumed: %s" % exc, **result)
-    for name in paused:
-        console.command("RESUME %s" % name)
-    result["pause_ms"] = round((time.monotonic() - start) * 1000.0, 1) if paused else 0.0
-    after = live_databases(console)
-    result["database_changes"] = differences(dict((k, v) for k, v in live.items() if k in names),
-                                             dict((k, v) for k, v in after.items() if k in names))
+        return handle.read()
 
 
-def resume_all(module, names):
-    """RESUME on a fresh admin connection: the one that sent PAUSE may still be busy."""
-    if not names:
-        return
-    try:
-        other = AdminConsole(module)
-        for name in names:
+class Repoint(object):
+    """Point [databases] entries at a new host: PAUSE, rewrite the file, RELOAD, RECONNECT, RESUME."""
+
+    def __init__(self, module, console, result):
+        self.module, self.console, self.result = module, console, result
+        self.params = module.params
+        self.path = self.params["config_file"]
+
+    def targets(self):
+        targets = {}
+        for entry in self.params["databases"]:
             try:
-                other.command("RESUME %s" % name)
-            except AdminCommandError:
-                pass  # "database is not paused"
-        other.close()
-    except Exception as exc:  # pylint: disable=broad-except
-        module.warn("could not RESUME %s after a failure: %s - run RESUME on the admin console" % (", ".join(names), exc))
+                quote_db_name(entry["name"])
+            except ConnectionParamsError as exc:
+                self.module.fail_json(msg="databases: %s" % exc)
+            targets[entry["name"]] = dict(host=entry["host"], port=entry.get("port"))
+        return targets
 
-
-def run_reload(module, console, result):
-    config_before, dbs_before = live_config(console), live_databases(console)
-    if module.check_mode:
+    def run(self):
+        module, path, result = self.module, self.path, self.result
+        if not os.path.isfile(path):
+            module.fail_json(msg="config_file %s does not exist on this host: run the module on the PgBouncer host" % path)
+        text = read_text(path)
+        targets = self.targets()
+        try:
+            new_text, changes = repoint(text, targets)
+        except ConfigError as exc:
+            module.fail_json(msg="%s: %s" % (path, exc))
+        live = live_databases(self.console)
+        names, to_pause = repoint_targets(targets, changes, live)
+        result["repointed"] = changes
+        if module._diff:
+            result["diff"] = dict(before_header=path, after_header=path,
+                                  before=mask_passwords(databases_section(text)),
+                                  after=mask_passwords(databases_section(new_text)))
+        if not names:
+            return
         result["changed"] = True
-        return
-    console.command("RELOAD")
-    result["reloaded"] = True
-    result["config_changes"] = differences(config_before, live_config(console))
-    result["database_changes"] = differences(dbs_before, live_databases(console))
-    result["changed"] = bool(result["config_changes"] or result["database_changes"])
+        if module.check_mode:
+            return
+        problem = rewrite_problem(path) if changes else None
+        if problem:
+            module.fail_json(msg="config_file: %s. Nothing was paused or changed." % problem, **result)
+        self.apply(names, to_pause if self.params["pause"] else [], new_text if changes else None)
+        after = live_databases(self.console)
+        result["database_changes"] = differences(dict((k, v) for k, v in live.items() if k in names),
+                                                 dict((k, v) for k, v in after.items() if k in names))
+
+    def apply(self, names, to_pause, new_text):
+        module, console, result, params = self.module, self.console, self.result, self.params
+        paused = []
+        start = time.monotonic()
+        try:
+            for name in to_pause:
+                pause(console, name, params["pause_timeout"])
+                paused.append(name)
+            if new_text is not None:
+                write_atomically(self.path, new_text)
+            console.command("RELOAD")
+            result["reloaded"] = True
+            if params["reconnect"]:
+                for name in names:
+                    console.command("RECONNECT %s" % name)
+        except PauseTimeout as exc:
+            resume_all(module, paused + [str(exc)])
+            module.fail_json(msg="PAUSE %s did not complete within pause_timeout=%d s (long transactions?). Everything "
+                                 "was resumed and %s was not changed." % (exc, params["pause_timeout"], self.path),
+                             **result)
+        except Exception as exc:  # pylint: disable=broad-except
+            resume_all(module, paused)
+            module.fail_json(msg="repointing failed, databases resumed: %s" % exc, **result)
+        for name in paused:
+            console.command("RESUME %s" % name)
+        result["pause_ms"] = round((time.monotonic() - start) * 1000.0, 1) if paused else 0.0
+
+
+class Reload(object):
+    """A plain RELOAD, changed only when what PgBouncer runs changes.
+
+    The file compared is the one RELOAD reads (SHOW CONFIG conffile, else config_file).
+    """
+
+    def __init__(self, module, console, result):
+        self.module, self.console, self.result = module, console, result
+
+    def state(self):
+        return self.console.show("config"), self.console.show("databases")
+
+    def expected(self, config_rows):
+        """(settings, databases) of the file, or None with a warning when it cannot be read as PgBouncer will."""
+        conffile = dict((row["key"], row.get("value")) for row in config_rows).get("conffile")
+        path = conffile if conffile and os.path.isabs(conffile) else self.module.params["config_file"]
+        try:
+            return parse_ini(read_text(path), read_text)
+        except (IOError, OSError, ConfigError) as exc:
+            self.module.warn("cannot compare %s with what PgBouncer runs (%s)%s" % (
+                path, exc, ": check mode reports a change" if self.module.check_mode else ""))
+            return None
+
+    def run(self):
+        module, result = self.module, self.result
+        config_rows, database_rows = self.state()
+        wanted = self.expected(config_rows)
+        if module.check_mode:
+            if wanted is None:
+                result["changed"] = True
+                return
+            plan = reload_plan(wanted[0], wanted[1], config_rows, database_rows)
+            self.report(plan)
+            result["changed"] = bool(plan["config_changes"] or plan["database_changes"])
+            if module._diff:
+                before, after = plan_diff(plan, config_rows, database_rows)
+                result["diff"] = dict(before_header="PgBouncer now", after_header="after RELOAD", before=before, after=after)
+            return
+        self.console.command("RELOAD")
+        result["reloaded"] = True
+        after_config, after_databases = self.state()
+        config = dict((row["key"], row.get("value")) for row in config_rows)
+        new_config = dict((row["key"], row.get("value")) for row in after_config)
+        dbs = database_map(database_rows)
+        new_dbs = database_map(after_databases)
+        result["config_changes"] = differences(config, new_config)
+        result["database_changes"] = differences(dbs, new_dbs)
+        result["changed"] = bool(result["config_changes"] or result["database_changes"])
+        if module._diff:
+            result["diff"] = dict(before_header="PgBouncer before RELOAD", after_header="PgBouncer after RELOAD",
+                                  before=render_state(config, dbs), after=render_state(new_config, new_dbs))
+        if wanted is not None:
+            left = reload_plan(wanted[0], wanted[1], after_config, after_databases)
+            self.report(left, changes=False)
+            if left["config_changes"] or left["database_changes"]:
+                module.warn("after RELOAD PgBouncer still does not run what its configuration file says (%s): an invalid "
+                            "value stops it reading the file - see its log" % ", ".join(
+                                sorted(left["config_changes"]) + sorted(left["database_changes"])))
+
+    def report(self, plan, changes=True):
+        if changes:
+            self.result["config_changes"] = plan["config_changes"]
+            self.result["database_changes"] = plan["database_changes"]
+        self.result["restart_required"] = plan["restart_required"]
+        if plan["restart_required"] and changes:
+            self.module.warn("%s differ from the configuration file but only change with a restart of PgBouncer"
+                             % ", ".join(sorted(plan["restart_required"])))
 
 
 def main():
@@ -349,13 +373,14 @@ def main():
     ensure_psycopg(module)
 
     console = AdminConsole(module)
-    result = dict(changed=False, reloaded=False, pause_ms=0.0, repointed={}, config_changes={}, database_changes={})
+    result = dict(changed=False, reloaded=False, pause_ms=0.0, repointed={}, config_changes={}, database_changes={},
+                  restart_required={})
     try:
         if module.params["databases"]:
-            run_repoint(module, console, result)
+            Repoint(module, console, result).run()
         else:
-            run_reload(module, console, result)
-        result["pools"] = pools_summary(console)
+            Reload(module, console, result).run()
+        result["pools"] = pools_summary(console.show("pools"))
     except AdminCommandError as exc:
         module.fail_json(msg=str(exc), **result)
     finally:

@@ -45,9 +45,12 @@ class Bouncer(object):
         userlist = os.path.join(self.base, "userlist.txt")
         with open(userlist, "w") as handle:
             handle.write('"app" "%s"\n"pgbadmin" "%s"\n' % (verifier, ADMIN))
+        self.listen_ini = os.path.join(self.base, "listen.ini")
+        with open(self.listen_ini, "w") as handle:  # read through %include, as the role's file is
+            handle.write("listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir = %s\n" % (self.port, self.base))
         with open(self.ini, "w") as handle:
             handle.write(self.config(default_pool_size=5))
-        for path in (userlist, self.ini):
+        for path in (userlist, self.ini, self.listen_ini):
             os.chmod(path, 0o640)
             self.runas.chown(path)
         self.log = open(os.path.join(self.base, "pgbouncer.out"), "ab")
@@ -55,17 +58,16 @@ class Bouncer(object):
                                      cwd=self.base, **self.runas.popen_kwargs())
         wait_port(self.port, proc=self.proc, log=os.path.join(self.base, "pgbouncer.out"))
 
-    def config(self, default_pool_size):
+    def config(self, default_pool_size, extra_databases=(), extra_settings=()):
         return "\n".join([
             ";; test PgBouncer",
             "[databases]",
             "appdb = host=127.0.0.1 port=%d dbname=appdb" % self.a.port,
             "other = host=127.0.0.1 port=%d dbname=postgres" % self.a.port,
+        ] + list(extra_databases) + [
             "",
             "[pgbouncer]",
-            "listen_addr = 127.0.0.1",
-            "listen_port = %d" % self.port,
-            "unix_socket_dir = %s" % self.base,
+            "%%include %s" % self.listen_ini,
             "auth_type = scram-sha-256",
             "auth_file = %s" % os.path.join(self.base, "userlist.txt"),
             "admin_users = pgbadmin",
@@ -73,7 +75,11 @@ class Bouncer(object):
             "default_pool_size = %d" % default_pool_size,
             "logfile = %s" % os.path.join(self.base, "pgbouncer.log"),
             "pidfile = %s" % os.path.join(self.base, "pgbouncer.pid"),
-            ""])
+        ] + list(extra_settings) + [""])
+
+    def write_config(self, default_pool_size, **kwargs):
+        with open(self.ini, "w") as handle:
+            handle.write(self.config(default_pool_size, **kwargs))
 
     def client(self):
         return psycopg.connect(host="127.0.0.1", port=self.port, dbname="appdb", user="app", password=APP,
@@ -109,14 +115,81 @@ def backend_port(pgb):
         return conn.execute("SELECT inet_server_port()").fetchone()[0]
 
 
-def test_reload_reports_only_real_changes(bouncer, tmp_path):
-    _out, unchanged = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer), tmp_path)
-    assert unchanged["changed"] is False and unchanged["reloaded"] is True
-    with open(bouncer.ini, "w") as handle:
-        handle.write(bouncer.config(default_pool_size=7))
-    _out, changed = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer), tmp_path)
-    assert changed["changed"] is True
-    assert changed["config_changes"]["default_pool_size"] == {"before": "5", "after": "7"}
+def reload(pgb, tmp_path, check=False, diff=False):
+    return run_module("dbstack.ha.pgbouncer_reload", admin(pgb), tmp_path, check=check, diff=diff)
+
+
+def show_config(pgb, key):
+    with psycopg.connect(host="127.0.0.1", port=pgb.port, dbname="pgbouncer", user="pgbadmin", password=ADMIN,
+                         autocommit=True, prepare_threshold=None) as conn:
+        rows = conn.pgconn.exec_(b"SHOW CONFIG")
+        values = dict((rows.get_value(i, 0).decode(), rows.get_value(i, 1)) for i in range(rows.ntuples))
+    return values[key].decode() if values[key] is not None else None
+
+
+def test_reload_check_change_unchanged(bouncer, tmp_path):
+    # Nothing to do: check mode and a real RELOAD both say so, with an empty diff.
+    output, result = reload(bouncer, tmp_path, check=True, diff=True)
+    assert result["changed"] is False and result["reloaded"] is False
+    assert result["config_changes"] == {} and result["database_changes"] == {}
+    assert "+default_pool_size" not in output and "-default_pool_size" not in output
+    _out, result = reload(bouncer, tmp_path)
+    assert result["changed"] is False and result["reloaded"] is True
+    assert not result.get("warnings")
+
+    # A setting and a new database in the file: check mode predicts exactly what the RELOAD then does.
+    bouncer.write_config(7, extra_databases=["newdb = host=127.0.0.1 port=%d dbname=postgres" % bouncer.b.port])
+    output, check = reload(bouncer, tmp_path, check=True, diff=True)
+    assert check["changed"] is True and check["reloaded"] is False
+    assert check["config_changes"] == {"default_pool_size": {"before": "5", "after": "7"}}
+    assert check["database_changes"]["appdb"]["before"]["pool_size"] == "5"
+    assert check["database_changes"]["appdb"]["after"]["pool_size"] == "7"
+    assert check["database_changes"]["newdb"]["before"] is None
+    assert check["database_changes"]["newdb"]["after"]["port"] == str(bouncer.b.port)
+    assert "-default_pool_size = 5" in output and "+default_pool_size = 7" in output
+    assert "+newdb = host=127.0.0.1 port=%d database=postgres" % bouncer.b.port in output
+    assert show_config(bouncer, "default_pool_size") == "5"  # check mode changed nothing
+    output, result = reload(bouncer, tmp_path, diff=True)
+    assert result["changed"] is True and result["reloaded"] is True
+    assert result["config_changes"] == check["config_changes"]
+    assert result["database_changes"] == check["database_changes"]
+    assert "+default_pool_size = 7" in output
+    assert show_config(bouncer, "default_pool_size") == "7"
+
+    # Applied: unchanged in check mode and for real.
+    _out, result = reload(bouncer, tmp_path, check=True)
+    assert result["changed"] is False, result
+    _out, result = reload(bouncer, tmp_path)
+    assert result["changed"] is False and result["database_changes"] == {}
+
+    # A removed database and a setting back to its default count as changes too.
+    bouncer.write_config(5)
+    _out, check = reload(bouncer, tmp_path, check=True)
+    assert check["changed"] is True and check["database_changes"]["newdb"]["after"] is None
+    _out, result = reload(bouncer, tmp_path)
+    assert result["database_changes"] == check["database_changes"]
+    assert result["config_changes"] == check["config_changes"]
+
+
+def test_reload_settings_a_reload_cannot_apply(bouncer, tmp_path):
+    # Only a restart applies listen_backlog: not a change of the RELOAD, but said so.
+    bouncer.write_config(5, extra_settings=["listen_backlog = 64"])
+    _out, check = reload(bouncer, tmp_path, check=True)
+    assert check["changed"] is False
+    assert check["restart_required"] == {"listen_backlog": {"before": "128", "after": "64"}}
+    assert any("listen_backlog" in w and "restart" in w for w in check["warnings"])
+    _out, result = reload(bouncer, tmp_path)
+    assert result["changed"] is False and result["restart_required"] == check["restart_required"]
+    # An invalid value stops PgBouncer reading the file, yet RELOAD succeeds on the console: warned.
+    bouncer.write_config(5, extra_settings=["log_stats = yes"])
+    _out, result = reload(bouncer, tmp_path)
+    assert any("still does not run what its configuration file says" in w and "log_stats" in w
+               for w in result["warnings"]), result
+    bouncer.write_config(5)
+    _out, result = reload(bouncer, tmp_path)
+    assert not result.get("warnings")
+    _out, result = reload(bouncer, tmp_path, check=True)
+    assert result["changed"] is False
 
 
 def test_repoint_check_mode_and_diff_change_nothing(bouncer, tmp_path):
@@ -169,7 +242,9 @@ def test_repoint_under_load_keeps_clients_working(bouncer, tmp_path):
         text = handle.read()
     assert "appdb = host=127.0.0.1 port=%d dbname=appdb" % bouncer.b.port in text
     assert "other = host=127.0.0.1 port=%d dbname=postgres" % bouncer.a.port in text
-    # Idempotent: already there.
+    # Idempotent: already there, in check mode and for real.
+    _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, check=True)
+    assert again["changed"] is False and again["repointed"] == {}
     _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
     assert again["changed"] is False and again["reloaded"] is False
 

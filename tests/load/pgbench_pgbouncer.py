@@ -18,10 +18,7 @@ reaches pgbench through a 0600 pgpass file, never the command line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,84 +26,24 @@ import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+import lablib  # tests/lablib.py (this directory holds a symlink to it)
 
 
-def find_tool(name):
-    path = os.path.join(PG_BIN, name)
-    return path if os.path.exists(path) else shutil.which(name)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
-
-
-def lab_address(container):
-    return subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                           container], check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
-
-
-def parse(output):
-    def number(pattern, cast=float):
-        match = re.search(pattern, output)
-        return cast(match.group(1)) if match else None
-    return dict(
-        processed=number(r"number of transactions actually processed: (\d+)", int),
-        failed=number(r"number of failed transactions: (\d+)", int),
-        tps=number(r"tps = ([\d.]+)"),
-        latency_ms=number(r"latency average = ([\d.]+) ms"),
-        connection_ms=number(r"initial connection time = ([\d.]+) ms"),
-        connection_errors=len(re.findall(r"connection to server .* failed|could not connect|"
-                                         r"server closed the connection|connection.*(?:refused|reset)", output)),
-        aborted=len(re.findall(r"aborted in command|Run was aborted", output)),
-    )
-
-
-def pgbench(pgbench_bin, env, args, host, port, user, db):
-    argv = [pgbench_bin, "-h", host, "-p", str(port), "-U", user] + args + [db]
-    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          preexec_fn=raise_nofile, check=False)
-    return proc.returncode, proc.stdout
-
-
-def module(name, args, lab_name):
-    """Run a dbstack.ha module on the lab's pgb1 and return its result."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "-i",
-                          os.path.join(REPO, "inventory", "lab"), "pgb1", "-e", "lab_name=%s" % lab_name,
-                          "-b", "-m", name, "-a", json.dumps(args)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
-    try:
-        return json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["pgb1"]
-    except (ValueError, KeyError, IndexError):
-        return dict(failed=True, msg=(out.stdout + out.stderr)[-2000:])
-
-
-def lab_admin_args(lab_name):
-    with open(os.path.join(REPO, ".lab", "credentials", "pgbouncer_admin")) as handle:
-        password = handle.read().split()[0]
-    return dict(login_unix_socket="/var/run/postgresql", login_user="pgbouncer_admin", login_password=password)
-
-
-def disturb(lab_name, at_reload, at_repoint, started, log):
+def disturb(lab, at_reload, at_repoint, started, log):
     """RELOAD, then repoint appdb to pg1's address (same server), while pgbench runs."""
-    admin = lab_admin_args(lab_name)
-    primary_ip = lab_address("%s-pg1" % lab_name)
+    admin = lab.pgbouncer_admin_args()
+    primary_ip = lab.address("pg1")
     time.sleep(max(0.0, at_reload - (time.monotonic() - started)))
-    log.append(("reload", module("dbstack.ha.pgbouncer_reload", admin, lab_name)))
+    log.append(("reload", lab.module("dbstack.ha.pgbouncer_reload", admin, "pgb1")))
     time.sleep(max(0.0, at_repoint - (time.monotonic() - started)))
-    log.append(("repoint", module("dbstack.ha.pgbouncer_reload",
-                                  dict(admin, databases=[dict(name="appdb", host=primary_ip, port=5432)]), lab_name)))
+    log.append(("repoint", lab.module("dbstack.ha.pgbouncer_reload",
+                                      dict(admin, databases=[dict(name="appdb", host=primary_ip, port=5432)]), "pgb1")))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--lab", action="store_true", help="use the lab's pgb1 and its credentials")
-    parser.add_argument("--lab-name", default=os.environ.get("LAB_NAME", "dbstack"))
+    parser.add_argument("--lab-name", default=lablib.DEFAULT_LAB_NAME)
     parser.add_argument("--host")
     parser.add_argument("--port", type=int, default=6432)
     parser.add_argument("--user", default="app")
@@ -122,22 +59,21 @@ def main():
     if not (1 <= args.clients <= 2000 and 1 <= args.time <= 600):
         parser.error("--clients 1..2000 and --time 1..600 seconds")
 
-    pgbench_bin, psql_bin = find_tool("pgbench"), find_tool("pg_isready")
+    pgbench_bin, psql_bin = lablib.pg_tool("pgbench"), lablib.pg_tool("pg_isready")
     if not pgbench_bin or not psql_bin:
         print("FAIL: pgbench / pg_isready not found (install postgresql-client or postgresql-15)")
         return 3
-    if args.lab:
-        args.host = args.host or lab_address("%s-pgb1" % args.lab_name)
-        args.password_file = args.password_file or os.path.join(REPO, ".lab", "credentials", "postgres_app")
+    lab = lablib.Lab(args.lab_name) if args.lab else None
+    if lab:
+        args.host = args.host or lab.address("pgb1")
+        args.password_file = args.password_file or os.path.join(lab.credentials, lablib.POSTGRES_APP[1])
     if not args.host or not args.password_file:
         parser.error("give --lab, or --host and --password-file")
-    with open(args.password_file) as handle:
-        password = handle.read().split()[0]
+    password = lablib.read_secret(args.password_file)
 
     workdir = tempfile.mkdtemp(prefix="dbstack-load-")
     pgpass = os.path.join(workdir, "pgpass")
-    with os.fdopen(os.open(pgpass, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-        handle.write("%s:%d:%s:%s:%s\n" % (args.host, args.port, args.db, args.user, password.replace(":", "\\:")))
+    lablib.write_pgpass(pgpass, [lablib.pgpass_line(args.host, args.port, args.db, args.user, password)])
     env = dict(os.environ, PGPASSFILE=pgpass, PGSSLMODE=args.sslmode, PGCONNECT_TIMEOUT="10")
     try:
         ready = subprocess.run([psql_bin, "-h", args.host, "-p", str(args.port), "-d", args.db, "-U", args.user],
@@ -146,8 +82,8 @@ def main():
             print("FAIL: endpoint %s:%d unreachable: %s" % (args.host, args.port, ready.stdout.strip()))
             return 2
 
-        rc, out = pgbench(pgbench_bin, env, ["-i", "-s", str(args.scale), "-q"], args.host, args.port, args.user,
-                          args.db)
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-i", "-s", str(args.scale), "-q"], args.host, args.port,
+                                 args.user, args.db)
         if rc != 0:
             print(out)
             print("FAIL: pgbench -i through PgBouncer failed")
@@ -156,20 +92,21 @@ def main():
         log = []
         worker = None
         started = time.monotonic()
-        if args.lab and not args.no_disturb:
-            worker = threading.Thread(target=disturb, args=(args.lab_name, args.time / 3.0, args.time * 2 / 3.0,
+        if lab and not args.no_disturb:
+            worker = threading.Thread(target=disturb, args=(lab, args.time / 3.0, args.time * 2 / 3.0,
                                                             started, log), daemon=True)
             worker.start()
-        rc, out = pgbench(pgbench_bin, env, ["-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.time),
-                                             "-n", "--max-tries=1"], args.host, args.port, args.user, args.db)
+        rc, out = lablib.pgbench(pgbench_bin, env, ["-c", str(args.clients), "-j", str(args.jobs), "-T",
+                                                    str(args.time), "-n", "--max-tries=1"],
+                                 args.host, args.port, args.user, args.db)
         if worker:
             worker.join(120)
             # Point appdb back at the primary's name, as the role renders it.
-            log.append(("restore", module("dbstack.ha.pgbouncer_reload",
-                                          dict(lab_admin_args(args.lab_name),
-                                               databases=[dict(name="appdb", host="pg1", port=5432)]),
-                                          args.lab_name)))
-        stats = parse(out)
+            log.append(("restore", lab.module("dbstack.ha.pgbouncer_reload",
+                                              dict(lab.pgbouncer_admin_args(),
+                                                   databases=[dict(name="appdb", host="pg1", port=5432)]),
+                                              "pgb1")))
+        stats = lablib.parse_pgbench(out)
         print("\n".join(out.strip().splitlines()[-12:]))
         print("\nload: %d clients x %d s through %s:%d" % (args.clients, args.time, args.host, args.port))
         print("  transactions %s, failed %s, connection errors %d, tps %s, latency avg %s ms, pgbench rc %d"

@@ -3,12 +3,22 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import stat
+
 import pytest
 
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
+    PauseTimeout,
     admin_conninfo,
+    differences,
     pgbouncer_common_argument_spec,
+    pools_summary,
     quote_db_name,
+    repoint_targets,
+    rewrite_problem,
+    wait_for_command,
+    write_atomically,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import ConnectionParamsError
 
@@ -47,3 +57,123 @@ def test_db_names_ok(name):
 def test_db_names_rejected(name):
     with pytest.raises(ConnectionParamsError, match="admin console"):
         quote_db_name(name)
+
+
+def test_repoint_targets_acts_on_changed_stale_and_unknown_entries():
+    targets = dict(appdb=dict(host="pg2", port=5432), reports=dict(host="pg2", port=None),
+                   fresh=dict(host="pg2", port=None), done=dict(host="pg2", port=5432))
+    live = dict(appdb=dict(host="pg1", port="5432"), reports=dict(host="pg1", port="5432"),
+                done=dict(host="pg2", port="5432"), other=dict(host="pg1", port="5432"))
+    # appdb: the file changes; reports: the file is right already but PgBouncer runs the old host (stale);
+    # fresh: not loaded yet (cannot be paused); done: nothing to do.
+    act, to_pause = repoint_targets(targets, {"appdb": {}}, live)
+    assert act == ["appdb", "fresh", "reports"]
+    assert to_pause == ["appdb", "reports"]
+
+
+def test_repoint_targets_port_only_counts_when_given():
+    live = dict(appdb=dict(host="pg2", port="6543"))
+    assert repoint_targets(dict(appdb=dict(host="pg2", port=None)), {}, live) == ([], [])
+    assert repoint_targets(dict(appdb=dict(host="pg2", port=5432)), {}, live) == (["appdb"], ["appdb"])
+
+
+class FakeResult(object):
+    status = 1  # COMMAND_OK
+
+
+class SlowCommand(object):
+    """A libpq connection whose command finishes after `busy_polls` polls."""
+
+    socket = -1
+
+    def __init__(self, busy_polls):
+        self.busy_polls = busy_polls
+        self.results = [FakeResult()]
+
+    def consume_input(self):
+        self.busy_polls -= 1
+
+    def is_busy(self):
+        return self.busy_polls > 0
+
+    def get_result(self):
+        return self.results.pop() if self.results else None
+
+
+class Clock(object):
+    def __init__(self):
+        self.now = 100.0
+        self.waits = []
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, _r, _w, _x, timeout):
+        self.waits.append(timeout)
+        self.now += timeout
+
+
+def test_wait_for_command_returns_when_done_and_reads_every_result():
+    clock = Clock()
+    conn = SlowCommand(busy_polls=3)
+    wait_for_command(conn, "PAUSE appdb", 1, clock=clock, wait=clock.wait)
+    assert conn.results == [] and clock.waits == [0.05, 0.05]
+
+
+def test_wait_for_command_times_out_at_the_deadline():
+    clock = Clock()
+    conn = SlowCommand(busy_polls=1000)
+    with pytest.raises(PauseTimeout):
+        wait_for_command(conn, "PAUSE appdb", 0.2, clock=clock, wait=clock.wait)
+    assert clock.now == pytest.approx(100.2) and max(clock.waits) <= 0.05
+    assert conn.results  # the result was not consumed: the caller resumes on another connection
+
+
+def test_write_atomically_replaces_content_and_keeps_mode(tmp_path):
+    path = tmp_path / "pgbouncer.ini"
+    path.write_text("[databases]\nappdb = host=pg1\n")
+    os.chmod(str(path), 0o640)
+    inode = os.stat(str(path)).st_ino
+    write_atomically(str(path), "[databases]\nappdb = host=pg2\n")
+    assert path.read_text() == "[databases]\nappdb = host=pg2\n"
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o640
+    assert os.stat(str(path)).st_ino != inode  # a new file renamed over the old one: readers never see a part
+    assert sorted(os.listdir(str(tmp_path))) == ["pgbouncer.ini"]
+
+
+def test_write_atomically_leaves_the_original_on_failure(tmp_path):
+    path = tmp_path / "pgbouncer.ini"
+    path.write_text("original\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_atomically(str(path), "\udcff not encodable")
+    assert path.read_text() == "original\n"
+    assert sorted(os.listdir(str(tmp_path))) == ["pgbouncer.ini"]
+
+
+def test_write_atomically_needs_an_existing_file(tmp_path):
+    with pytest.raises(OSError):
+        write_atomically(str(tmp_path / "missing.ini"), "x")
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_pools_summary_sums_users_and_skips_the_admin_database():
+    rows = [dict(database="appdb", user="app", cl_active="3", cl_waiting="1", sv_active="2", sv_idle="0"),
+            dict(database="appdb", user="rep", cl_active="1", cl_waiting="0", sv_active="1", sv_idle="4"),
+            dict(database="pgbouncer", user="pgbouncer", cl_active="1", cl_waiting="0", sv_active="0", sv_idle="0")]
+    assert pools_summary(rows) == {"appdb": dict(cl_active=4, cl_waiting=1, sv_active=3, sv_idle=4)}
+
+
+def test_differences():
+    assert differences(dict(a=1, b=2), dict(a=1, b=3, c=4)) == {"b": dict(before=2, after=3),
+                                                                "c": dict(before=None, after=4)}
+
+
+def test_rewrite_problem_is_found_before_any_pause(tmp_path):
+    path = tmp_path / "pgbouncer.ini"
+    path.write_text("[databases]\n")
+    owner = os.stat(str(path)).st_uid
+    assert rewrite_problem(str(path)) is None
+    assert "cannot read" in rewrite_problem(str(tmp_path / "missing.ini"))
+    other = owner + 1 if owner else 1000
+    assert "only root can write" in rewrite_problem(str(path), euid=other)
+    assert rewrite_problem(str(path), euid=0) is None
