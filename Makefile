@@ -118,7 +118,7 @@ molecule:
 	  $(TIMED) "molecule $$s" molecule test -s $$s || rc=1; \
 	done; exit $$rc
 
-# One scenario: make molecule-sentinel
+# One scenario: make molecule-postgres_ha
 molecule-%:
 	molecule test -s $*
 
