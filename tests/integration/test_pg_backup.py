@@ -321,4 +321,3 @@ def test_unwritable_dest_and_no_space(pg, tmp_path):
     _out, result = run(args_for(pg, dest, free_space_factor=1e9), tmp_path, expect_rc=2)
     assert "not enough free space in %s" % dest in result["msg"]
     assert os.listdir(dest) == [".dbstack-backup.lock"]
-
