@@ -67,9 +67,20 @@ ROLE_PLAYBOOK = """
     - role: %s
 """
 
+ENTRY_POINT_PLAYBOOK = """
+- hosts: %s
+  gather_facts: false
+  tasks:
+    - name: Apply the role's entry point
+      ansible.builtin.import_role:
+        name: %s
+        tasks_from: %s
+"""
 
-def run_role_preflight(tmp_path, role, hosts, groups, extra_vars, host_vars=None):
-    """Apply a role to hosts that cannot be reached (containers that do not exist).
+
+def run_role_preflight(tmp_path, role, hosts, groups, extra_vars, host_vars=None, tasks_from=None, playbook=None):
+    """Apply a role (its entry point TASKS_FROM, or a PLAYBOOK that applies it) to hosts that cannot be reached
+    (containers that do not exist).
 
     Argument-spec checks and preflight asserts run on the controller, so bad
     input must fail there; a run that got past them fails as unreachable at
@@ -86,9 +97,11 @@ def run_role_preflight(tmp_path, role, hosts, groups, extra_vars, host_vars=None
     if hosts not in groups:
         inventory["all"]["children"] = {hosts: {"children": children}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(ROLE_PLAYBOOK % (hosts, role))
+    if playbook is None:
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(ENTRY_POINT_PLAYBOOK % (hosts, role, tasks_from) if tasks_from else ROLE_PLAYBOOK % (hosts, role))
     (tmp_path / "vars.json").write_text(json.dumps(extra_vars))
-    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(tmp_path / "play.yml"),
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(playbook),
                            "-e", "@%s" % (tmp_path / "vars.json")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
                           env=dict(os.environ, ANSIBLE_NOCOLOR="1"))

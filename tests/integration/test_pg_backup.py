@@ -11,7 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -322,60 +321,3 @@ def test_unwritable_dest_and_no_space(pg, tmp_path):
     _out, result = run(args_for(pg, dest, free_space_factor=1e9), tmp_path, expect_rc=2)
     assert "not enough free space in %s" % dest in result["msg"]
     assert os.listdir(dest) == [".dbstack-backup.lock"]
-
-
-METRICS_PLAY = """
-- name: Write metrics like playbooks/backup.yml does
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Write them
-      ansible.builtin.include_tasks: %s
-"""
-
-
-def write_metrics(tmp_path, prom, samples, metered):
-    play = tmp_path / "metrics.yml"
-    play.write_text(METRICS_PLAY % os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "playbooks", "tasks", "write_metrics.yml"))
-    extra = tmp_path / "metrics.json"
-    extra.write_text(json.dumps(dict(
-        ansible_python_interpreter=sys.executable, __metrics_file=str(prom), __databases_metered=metered,
-        __metrics=[dict(name="dbstack_backup_last_success_timestamp_seconds",
-                        help="Unix time of the last successful, verified backup."),
-                   dict(name="dbstack_backup_last_size_bytes", help="Size.")],
-        __samples=[dict(metric=m, database=d, value=v) for m, d, v in samples])))
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", str(play), "-e", "@%s" % extra],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert proc.returncode == 0, proc.stdout
-    return proc.stdout
-
-
-def test_metrics_file_format_and_carry_over(tmp_path):
-    prom = tmp_path / "node-exporter" / "dbstack_backup.prom"
-    ts, size = "dbstack_backup_last_success_timestamp_seconds", "dbstack_backup_last_size_bytes"
-    write_metrics(tmp_path, prom, [(ts, "appdb", "1795318123.040"), (ts, 'we"ird', "1795318000.000"),
-                                   (size, "appdb", "4966180"), (size, 'we"ird', "10")], ["appdb", 'we"ird'])
-    assert stat.S_IMODE(os.stat(str(prom)).st_mode) == 0o644
-    assert prom.read_text() == "\n".join([
-        "# HELP dbstack_backup_last_success_timestamp_seconds Unix time of the last successful, verified backup.",
-        "# TYPE dbstack_backup_last_success_timestamp_seconds gauge",
-        'dbstack_backup_last_success_timestamp_seconds{database="appdb"} 1795318123.040',
-        'dbstack_backup_last_success_timestamp_seconds{database="we\\"ird"} 1795318000.000',
-        "# HELP dbstack_backup_last_size_bytes Size.",
-        "# TYPE dbstack_backup_last_size_bytes gauge",
-        'dbstack_backup_last_size_bytes{database="appdb"} 4966180',
-        'dbstack_backup_last_size_bytes{database="we\\"ird"} 10', ""])
-    # The next run backs up appdb only (the other failed): its old lines stay, so its age keeps growing.
-    output = write_metrics(tmp_path, prom, [(ts, "appdb", "1795400000.000"), (size, "appdb", "5000000")],
-                           ["appdb", 'we"ird'])
-    text = prom.read_text()
-    assert 'dbstack_backup_last_success_timestamp_seconds{database="appdb"} 1795400000.000' in text
-    assert 'dbstack_backup_last_success_timestamp_seconds{database="we\\"ird"} 1795318000.000' in text
-    assert 'dbstack_backup_last_size_bytes{database="we\\"ird"} 10' in text
-    assert "changed=1" in output
-    # Same values again: nothing to change.
-    output = write_metrics(tmp_path, prom, [(ts, "appdb", "1795400000.000"), (size, "appdb", "5000000")],
-                           ["appdb", 'we"ird'])
-    assert "changed=0" in output and prom.read_text() == text

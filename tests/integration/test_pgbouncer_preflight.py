@@ -35,4 +35,16 @@ def test_bad_input_fails_before_any_change(tmp_path, groups, extra, expected):
 
 def test_good_input_gets_past_the_preflight(tmp_path):
     rc, output = run_role_preflight(tmp_path, "dbstack.ha.pgbouncer", "pgbouncer", WITH_PRIMARY, GOOD)
-    assert_past_preflight(rc, output)
+    assert_past_preflight(rc, output, first_change="Current primary | Ask each PostgreSQL server")
+
+
+def test_without_postgres_ha_it_asks_the_postgres_hosts_not_the_inventory(tmp_path):
+    # Run on its own, the role does not take the postgres_primary group for the primary: it asks every
+    # PostgreSQL host (here none answers) and refuses, before installing anything.
+    groups = {"pgbouncer": ["pgb1"], "postgres_primary": ["pg1"], "postgres_standby": ["pg2"]}
+    rc, output = run_role_preflight(tmp_path, "dbstack.ha.pgbouncer", "pgbouncer", groups, GOOD)
+    assert rc == 2, output
+    assert ("PgBouncer cannot be pointed at the primary: no node can be taken as the primary (pg1: unknown, "
+            "pg2: unknown): no node answered") in " ".join(output.split())
+    assert "pgb1 -> pg1" in output and "pgb1 -> pg2" in output
+    assert "Install |" not in output
