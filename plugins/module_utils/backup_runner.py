@@ -36,7 +36,12 @@ from ansible_collections.dbstack.ha.plugins.module_utils.backup import (
     valid_database_name,
     version_text,
 )
-from ansible_collections.dbstack.ha.plugins.module_utils.backup_folder import BackupFolder, FolderError, remove_path
+from ansible_collections.dbstack.ha.plugins.module_utils.backup_folder import (
+    BackupFolder,
+    FolderError,
+    Flusher,
+    remove_path,
+)
 from ansible_collections.dbstack.ha.plugins.module_utils.pg_tools import ToolError, ToolVersion, find_pg_tool
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
@@ -292,12 +297,12 @@ class Backups(object):
     def dump(self, database, usable, exists):
         """Take a backup of database into the folder; its manifest (with paths), or None in check mode.
 
-        The order keeps the wall time close to a bare pg_dump's: pg_dump --version runs while the server is
-        asked for its size; pg_dump starts as soon as the snapshot is exported and the rows are counted in that
-        snapshot while it dumps; pg_dump (10 and newer) fsyncs the archive itself; the checksum is one read of
-        the final archive (pg_dump -Fc rewrites its table of contents at the start of the file when it ends, so
-        the bytes can only be hashed once pg_dump is done); one fsync of the folder makes the archive's and the
-        manifest's renames durable.
+        The order keeps the wall time close to a bare pg_dump's: pg_dump --version runs while we connect;
+        pg_dump starts as soon as the snapshot is exported and the rows are counted in that snapshot while it
+        dumps; the archive is written back to disk while pg_dump works (Flusher); the checksum is one read of
+        the final archive, overlapping its last fsync (pg_dump -Fc rewrites its table of contents at the start
+        of the file when it ends, so the bytes can only be hashed once pg_dump is done); one fsync of the
+        folder makes the archive's and the manifest's renames durable.
         """
         params = self.params
         info = self.conninfo()
@@ -349,7 +354,10 @@ class Backups(object):
                 argv.append("--jobs=%d" % params["jobs"])
             if params.get("compress") is not None:
                 argv.append("--compress=%d" % params["compress"])
+            if client[0] >= 10:
+                argv.append("--no-sync")  # the Flusher syncs, while pg_dump works and while the archive is hashed
             counts = large_objects = sequences = None
+            flusher = Flusher(partial)
             try:
                 start = time.monotonic()
                 if params["row_counts"]:
@@ -360,7 +368,7 @@ class Backups(object):
                 duration = time.monotonic() - start
                 if rc != 0:
                     self.fail("pg_dump of %s failed (rc=%d): %s" % (database, rc, err), rc=rc)
-                digest, size, files = checksum_archive(partial, jobs=params["jobs"])
+                digest, size, files = flusher.finish(lambda: checksum_archive(partial, jobs=params["jobs"]))
                 manifest = build_manifest(
                     name=name, database=database, format=params["format"], archive=archive,
                     created_epoch=round(started, 3), created_at=utc_iso(started),
@@ -372,9 +380,9 @@ class Backups(object):
                     database_size_bytes=db_size, source=describe_target(public), from_standby=in_recovery,
                     tables=counts, large_objects=large_objects, sequences=sequences,
                 )
-                # pg_dump 10 and newer fsyncs its output (unless --no-sync, which is never passed here).
-                archive_path, manifest_path = self.folder.publish(partial, manifest, synced=client[0] >= 10)
+                archive_path, manifest_path = self.folder.publish(partial, manifest, synced=True)
             except BaseException:
+                flusher.abandon()
                 remove_path(partial)
                 raise
             return dict(manifest, manifest_path=manifest_path, archive_path=archive_path)

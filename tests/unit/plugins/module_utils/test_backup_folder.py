@@ -23,6 +23,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.backup import (
 from ansible_collections.dbstack.ha.plugins.module_utils.backup_folder import (
     BackupFolder,
     FolderError,
+    Flusher,
     fsync_tree,
     remove_path,
 )
@@ -222,3 +223,45 @@ def test_directory_checksum_is_the_same_with_threads(tmp_path):
     one = checksum_archive(str(folder))
     assert checksum_archive(str(folder), jobs=4) == one
     assert one[1] == sum(3 * 1024 * 1024 + i for i in range(6))
+
+
+def test_flusher_writes_back_while_the_file_grows_then_syncs_during_the_work(tmp_path):
+    path = str(tmp_path / (PARTIAL_PREFIX + "a.dump"))
+    flusher = Flusher(path, step=1024 * 1024, interval=0.01)
+    time.sleep(0.05)  # not there yet: nothing to do
+    with open(path, "wb") as handle:
+        for _chunk in range(4):
+            handle.write(os.urandom(1024 * 1024))
+            handle.flush()
+            time.sleep(0.1)
+    during = flusher.flushes
+    assert during >= 2  # written back while it grew
+    assert flusher.finish(lambda: checksum_archive(path)) == checksum_archive(path)
+    assert flusher.flushes == during + 1  # and made durable at the end
+
+
+def test_flusher_syncs_a_directory_archive_at_the_end_and_nothing_when_there_is_none(tmp_path):
+    folder = tmp_path / "a.dir"
+    folder.mkdir()
+    (folder / "toc.dat").write_bytes(b"toc")
+    flusher = Flusher(str(folder), interval=0.01)
+    time.sleep(0.05)
+    assert flusher.flushes == 0
+    assert flusher.finish() is None and flusher.flushes == 1
+    nothing = Flusher(str(tmp_path / "missing"), interval=0.01)
+    assert nothing.finish(lambda: "hashed") == "hashed" and nothing.flushes == 0
+
+
+def test_flusher_abandon_stops_it_and_an_exception_in_the_work_still_stops_it(tmp_path):
+    path = tmp_path / "x.dump"
+    path.write_bytes(b"x")
+    flusher = Flusher(str(path), interval=0.01)
+    flusher.abandon()
+    assert not flusher._thread.is_alive()
+    flusher = Flusher(str(path), interval=0.01)
+
+    def broken():
+        raise ValueError("checksum failed")
+    with pytest.raises(ValueError):
+        flusher.finish(broken)
+    assert not flusher._thread.is_alive()
