@@ -438,7 +438,11 @@ class Backups(object):
 
     def restore_tool(self, backup):
         pg_restore = self.find_tool("pg_restore", backup.get("client_major"))
-        client, _text = self.tool_version(pg_restore)
+        version = ToolVersion(pg_restore)
+        try:
+            client, _text = self.tool_version(version)
+        finally:
+            version.close()
         problem = check_restore_version(pg_restore, client, backup.get("client_major"))
         if problem:
             self.fail(problem)
