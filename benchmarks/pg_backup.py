@@ -284,8 +284,8 @@ def main():
     summary = []
     try:
         node.init_primary().start()
-        print("PostgreSQL %s on loopback; %d runs per variant, interleaved" % (node.psql("SHOW server_version"),
-                                                                              args.runs))
+        version = node.psql("SHOW server_version")
+        print("PostgreSQL %s on loopback; %d runs per variant, interleaved" % (version, args.runs))
         for size in sizes:
             dbname, db_bytes = load(node, size, args.scale)
             medians = measure(node, work, size, dbname, db_bytes, args)
@@ -293,13 +293,13 @@ def main():
             node.psql("DROP DATABASE %s" % dbname)  # the next size gets the disk and the cache
         print("\n== summary: median of %d, seconds (ratio to bare pg_dump) ==" % args.runs)
         columns = ["bare pg_dump", "pg_backup", "postgresql_db"] + (["pg_backup baseline"] if args.baseline else [])
-        print("%-6s %9s  " % ("size", "db MB") + "".join("%-18s" % c for c in columns) + "pg_backup overhead")
+        print("%-6s %9s  " % ("size", "db MB") + "".join("%-20s" % c for c in columns) + "pg_backup overhead")
         for size, db_bytes, medians in summary:
             floor = medians["bare pg_dump -Fc"]
             ours = medians["pg_backup custom"]
             cells = ["%.3f" % floor] + ["%.3f (%.2fx)" % (medians[k], medians[k] / floor) for k in (
                 ["pg_backup custom", "postgresql_db state=dump (.pgc)"] + ([BASELINE] if args.baseline else []))]
-            line = "%-6s %9.1f  " % (size, db_bytes / 1e6) + "".join("%-18s" % c for c in cells)
+            line = "%-6s %9.1f  " % (size, db_bytes / 1e6) + "".join("%-20s" % c for c in cells)
             line += "%+.0f ms" % ((ours - floor) * 1000)
             if args.baseline:
                 line += " (baseline %+.0f ms)" % ((medians[BASELINE] - floor) * 1000)

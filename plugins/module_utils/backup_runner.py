@@ -631,4 +631,3 @@ class Backups(object):
         self.folder.unlock()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
