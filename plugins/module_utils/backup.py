@@ -26,7 +26,6 @@ FORMAT_SUFFIX = {"custom": ".dump", "directory": ".dir"}
 
 # appdb-20261122T031000Z (an optional -N when two backups start in the same second)
 _NAME = re.compile(r"^(?P<db>.+)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?$")
-_CLIENT_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DATABASE_NAME = re.compile(r"^[^\x00/\\]{1,63}$")
@@ -75,14 +74,6 @@ def manifest_name(name):
     return name + MANIFEST_SUFFIX
 
 
-def client_major(version_output):
-    """'pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)' -> (15, 20); None when unreadable."""
-    match = _CLIENT_VERSION.search(version_output or "")
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2) or 0)
-
-
 def server_major(server_version_num):
     """150020 -> 15 (and 90624 -> 9.6 as 9 for the old scheme, enough for comparisons)."""
     num = int(server_version_num)
@@ -129,13 +120,16 @@ def pgpass_line(password):
 
 
 def sha256_file(path):
+    """sha256 of a file in one sequential read into a reused buffer (hashlib releases the GIL while hashing)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as handle:
         while True:
-            chunk = handle.read(HASH_CHUNK)
-            if not chunk:
+            count = handle.readinto(buf)
+            if not count:
                 break
-            digest.update(chunk)
+            digest.update(view[:count])
     return digest.hexdigest()
 
 
@@ -152,20 +146,32 @@ def archive_files(path):
     return sorted(found)
 
 
-def checksum_archive(path):
+def _hash_all(paths, jobs):
+    """sha256 of each path, with up to `jobs` threads for several files (each file is one sequential read)."""
+    if jobs <= 1 or len(paths) <= 1:
+        return [sha256_file(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor  # only directory archives with jobs > 1 need it
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(sha256_file, paths))
+
+
+def checksum_archive(path, jobs=1):
     """(sha256, size, {relative file: sha256}) of a custom-format file or a directory archive.
 
     A directory's checksum is the sha256 of its sorted 'relative-path size sha256' lines,
-    so a missing, extra, truncated or altered file changes it.
+    so a missing, extra, truncated or altered file changes it. Its files are hashed by up to
+    `jobs` threads; every byte is read once.
     """
     if os.path.isfile(path):
         digest = sha256_file(path)
         return digest, os.path.getsize(path), {os.path.basename(path): digest}
+    listing = archive_files(path)
+    digests = _hash_all([os.path.join(path, rel) for rel, _size in listing], jobs)
     files = {}
     total = 0
     tree = hashlib.sha256()
-    for rel, size in archive_files(path):
-        digest = sha256_file(os.path.join(path, rel))
+    for (rel, size), digest in zip(listing, digests):
         files[rel] = digest
         total += size
         tree.update(("%s %d %s\n" % (rel, size, digest)).encode("utf-8"))

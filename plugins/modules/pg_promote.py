@@ -175,6 +175,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dbstack.ha.plugins.module_utils.pg_tools import ToolError, find_pg_tool
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     build_conninfo,
     connect,
@@ -276,11 +277,12 @@ class Promoter(object):
 
     def request_pg_ctl(self):
         data_dir = self.scalar("SELECT current_setting('data_directory')")
-        pg_ctl = self.params.get("pg_ctl_path")
-        if not pg_ctl:
-            major = self.conn.info.server_version // 10000
-            debian = "/usr/lib/postgresql/%d/bin/pg_ctl" % major
-            pg_ctl = debian if os.path.exists(debian) else self.module.get_bin_path("pg_ctl", required=True)
+        try:
+            # pg_ctl must match the server's major version: no newer folder is taken.
+            pg_ctl = find_pg_tool("pg_ctl", self.conn.info.server_version // 10000, path=self.params.get("pg_ctl_path"),
+                                  newer_ok=False, which=self.module.get_bin_path, option="pg_ctl_path")
+        except ToolError as exc:
+            self.module.fail_json(msg="method=pg_ctl: %s" % exc)
         owner = os.stat(data_dir).st_uid
         if os.geteuid() != owner:
             self.module.fail_json(msg="method=pg_ctl must run as the owner of %s (uid %d), e.g. with become_user: postgres"

@@ -17,7 +17,6 @@ from ansible_collections.dbstack.ha.plugins.module_utils.backup import (
     check_dump_version,
     check_restore_version,
     checksum_archive,
-    client_major,
     compare_counts,
     newest_fresh,
     parse_duration,
@@ -106,13 +105,6 @@ def test_valid_database_name(name, ok):
 
 
 # -- versions ----------------------------------------------------------------------------
-def test_client_major():
-    assert client_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)") == (15, 20)
-    assert client_major("pg_restore (PostgreSQL) 17beta1") == (17, 0)
-    assert client_major("pg_dump (PostgreSQL) 9.6.24") == (9, 6)
-    assert client_major("something else") is None
-
-
 def test_version_text():
     assert version_text(150020) == "15.20"
     assert version_text(90624) == "9.6.24"
