@@ -143,9 +143,11 @@ bench-sentinel:
 load-test:
 	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)
 
-# Starts its own throw-away PostgreSQL on loopback (pgbench scale 10); no lab needed.
+# Starts its own throw-away PostgreSQL on loopback: an empty database, pgbench
+# scale 10 (165 MB) and a >= 1 GB random data set; no lab needed.
+# SIZES=empty,165mb for a quick run.
 bench-backup:
-	python benchmarks/pg_backup.py --runs $(or $(RUNS),5) --ansible
+	python benchmarks/pg_backup.py --runs $(or $(RUNS),5) --ansible $(if $(SIZES),--sizes $(SIZES))
 
 # The artifact builds, leaves tests and lab state out, and installs (offline:
 # its dependencies must already be installed, as the ansible bundle provides).

@@ -54,7 +54,7 @@ lab/timed "e2e backup" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_na
     >"$log/backup1.log" 2>&1 || { tail -n 60 "$log/backup1.log"; exit 1; }
 recap_ok "$log/backup1.log" 0
 lab/timed "e2e backup within max_age" ansible-playbook -i "$inv" playbooks/backup.yml -e lab_name="$name" \
-    -e dbstack_backup_max_age=1h >"$log/backup2.log" 2>&1 || { tail -n 60 "$log/backup2.log"; exit 1; }
+    -e backup_max_age=1h >"$log/backup2.log" 2>&1 || { tail -n 60 "$log/backup2.log"; exit 1; }
 recap_ok "$log/backup2.log" 1
 lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.yml -e lab_name="$name" -vvv --diff \
     >"$log/restore_test.log" 2>&1 || { tail -n 60 "$log/restore_test.log"; exit 1; }
