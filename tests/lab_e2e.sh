@@ -2,8 +2,9 @@
 # The lab end to end, as `make lab` runs it, under its own name so that a
 # developer's own lab is left alone: up; converge from the bare image at
 # -vvv --diff (no secret may show); converge again with changed=0 on every
-# host; verify; load; backup and restore test; monitoring drill; Redis
-# failover drill, converge again (changed=0) and verify; then remove it.
+# host; verify; load; backup and restore test; health (passes, then fails
+# with PgBouncer stopped); monitoring drill; Redis failover drill, converge
+# again (changed=0), verify and health; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -67,6 +68,40 @@ lab/timed "e2e restore test" ansible-playbook -i "$inv" playbooks/restore_test.y
 recap_ok "$log/restore_test.log" 0
 echo "lab e2e: backup verified, max_age run changed=0, restore test passed"
 
+# Health (playbooks/health.yml): read-only, so in check mode at -vvv --diff it
+# must pass with changed=0 on the healthy stack (backup and restore test just
+# ran); with PgBouncer stopped it must fail naming pgbouncer_up and nothing
+# else; PgBouncer is then started again.
+health_json() {  # FILE WANT_OK WANT_FAILED_CHECKS...
+    python - "$@" <<'PY'
+import json, sys
+path, want_ok, want = sys.argv[1], sys.argv[2] == "true", sorted(sys.argv[3:])
+report = json.load(open(path))
+failed = sorted("%s %s" % (c["check"], c["target"]) for c in report["checks"] if c["status"] == "fail")
+if report["ok"] is not want_ok or failed != want:
+    sys.exit("health report %s: ok=%s, failed %s; expected ok=%s, failed %s" % (path, report["ok"], failed, want_ok, want))
+print("health report %s: %d checks, ok=%s, failed %s" % (path, len(report["checks"]), report["ok"], failed))
+PY
+}
+lab/timed "e2e health" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" --check -vvv --diff \
+    -e health_report_file="$PWD/$log/health1.json" >"$log/health1.log" 2>&1 || { tail -n 60 "$log/health1.log"; exit 1; }
+recap_ok "$log/health1.log" 1
+health_json "$log/health1.json" true
+ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=stopped" \
+    >"$log/pgbouncer_stop.log" 2>&1 || { tail -n 20 "$log/pgbouncer_stop.log"; exit 1; }
+if lab/timed "e2e health, PgBouncer stopped" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
+    -e health_report_file="$PWD/$log/health2.json" >"$log/health2.log" 2>&1; then
+    echo "health passed with PgBouncer stopped: see $log/health2.log"; exit 1
+fi
+grep -q "pgbouncer_up pgb1: the admin console did not answer" "$log/health2.log" \
+    || { echo "the failure does not name pgbouncer_up: see $log/health2.log"; exit 1; }
+health_json "$log/health2.json" false "pgbouncer_up pgb1"
+ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=started" \
+    >"$log/pgbouncer_start.log" 2>&1 || { tail -n 20 "$log/pgbouncer_start.log"; exit 1; }
+ansible -i "$inv" pgbouncer -e lab_name="$name" -m ansible.builtin.wait_for -a "port=6432 timeout=30" \
+    >>"$log/pgbouncer_start.log" 2>&1 || { tail -n 20 "$log/pgbouncer_start.log"; exit 1; }
+echo "lab e2e: health passed on the healthy stack (check mode, changed=0), failed naming pgbouncer_up when it was stopped"
+
 # Monitoring: every Prometheus target up, the rules loaded, and PgBouncer
 # stopped -> PgBouncerDown pending -> firing (the lab's for: is 30 s), then
 # started again. Bounded: at most 90 s for the targets, 180 s per drill phase.
@@ -86,6 +121,10 @@ recap_ok "$log/converge3.log" 1
 lab/timed "e2e verify after the failover" ansible-playbook -i "$inv" tests/lab/verify.yml -e lab_name="$name" \
     --limit 'redis:sentinel' >"$log/verify2.log" 2>&1 || { tail -n 60 "$log/verify2.log"; exit 1; }
 recap_ok "$log/verify2.log" 0
+# Health after the Redis failover: the new master, every Sentinel following it.
+lab/timed "e2e health after the failover" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
+    -e health_report_file="$PWD/$log/health3.json" >"$log/health3.log" 2>&1 || { tail -n 60 "$log/health3.log"; exit 1; }
+health_json "$log/health3.json" true
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).

@@ -272,3 +272,78 @@ def differences(before, after):
     """{key: {before, after}} of the keys whose value differs."""
     keys = set(before) | set(after)
     return dict((k, dict(before=before.get(k), after=after.get(k))) for k in sorted(keys) if before.get(k) != after.get(k))
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def expected_fd_use(config, databases, users):
+    """PgBouncer's own worst case of open descriptors (what it logs at start as "max expected fd use").
+
+    max_client_conn + 10, plus per database its pool size (pool_size, else default_pool_size) - once when the
+    entry forces a user, else once per user PgBouncer knows. config: SHOW CONFIG as {key: value}; databases and
+    users: SHOW DATABASES / SHOW USERS rows; the admin console's own database counts too, as PgBouncer counts it.
+    """
+    default_pool = _int(config.get("default_pool_size"), 20)
+    user_count = len([u for u in users if u.get("name")])
+    total = _int(config.get("max_client_conn")) + 10
+    for row in databases:
+        size = _int(row.get("pool_size"), -1)
+        size = default_pool if size < 0 else size
+        total += size if row.get("force_user") else size * user_count
+    return total
+
+
+def config_map(rows):
+    """SHOW CONFIG rows -> {key: value}."""
+    return dict((row.get("key"), row.get("value")) for row in rows if row.get("key"))
+
+
+def read_pid(pidfile, proc="/proc"):
+    """The PgBouncer process: the pid in PIDFILE when it names a running pgbouncer, else the only process whose
+    command name is pgbouncer; None when there is none or more than one."""
+    if pidfile:
+        try:
+            with open(pidfile) as handle:
+                pid = _int(handle.read().strip(), None)
+            if pid and _comm(proc, pid) == "pgbouncer":
+                return pid
+        except (IOError, OSError):
+            pass
+    found = []
+    for name in os.listdir(proc):
+        if name.isdigit() and _comm(proc, int(name)) == "pgbouncer":
+            found.append(int(name))
+    return found[0] if len(found) == 1 else None
+
+
+def _comm(proc, pid):
+    try:
+        with open(os.path.join(proc, str(pid), "comm")) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def open_files_limit(pid, proc="/proc"):
+    """The soft 'Max open files' limit of process PID (None when it cannot be read, or unlimited)."""
+    try:
+        with open(os.path.join(proc, str(pid), "limits")) as handle:
+            for line in handle:
+                if line.startswith("Max open files"):
+                    return _int(line[len("Max open files"):].split()[0], None)
+    except (IOError, OSError):
+        pass
+    return None
+
+
+def open_files_count(pid, proc="/proc"):
+    """How many descriptors process PID has open now (None when they cannot be listed)."""
+    try:
+        return len(os.listdir(os.path.join(proc, str(pid), "fd")))
+    except (IOError, OSError):
+        return None

@@ -127,6 +127,43 @@ def show_config(pgb, key):
     return values[key].decode() if values[key] is not None else None
 
 
+def test_info_reads_pools_waiting_clients_and_descriptors(bouncer, tmp_path):
+    # Runs first, while PgBouncer still runs the configuration it started with: its own start-up estimate in the
+    # log must be what the module computes.
+    with open(os.path.join(bouncer.base, "pgbouncer.log")) as handle:
+        logged = [int(line.rsplit(" ", 1)[1]) for line in handle if "max expected fd use" in line][-1]
+    args = dict(login_host="127.0.0.1", login_port=bouncer.port, login_user="pgbadmin", login_password=ADMIN,
+                sections=["pools", "config", "version"])
+    _out, bad = run_module("dbstack.ha.pgbouncer_info", dict(args, sections=["pool"]), tmp_path, expect_rc=2)
+    assert bad["failed"] and "sections" in bad["msg"] and "pools" in bad["msg"]
+    console = psycopg.connect(host="127.0.0.1", port=bouncer.port, dbname="pgbouncer", user="pgbadmin",
+                              password=ADMIN, autocommit=True, prepare_threshold=None)
+    held = []
+    try:
+        with bouncer.client() as conn:
+            conn.execute("SELECT 1")
+            console.pgconn.exec_(b"PAUSE appdb")
+            # A client whose query waits behind the PAUSE: a waiting client, its wait growing.
+            waiter = threading.Thread(target=lambda: held.append(bouncer.client().execute("SELECT 1").fetchone()))
+            waiter.start()
+            time.sleep(1.5)
+            _out, result = run_module("dbstack.ha.pgbouncer_info", args, tmp_path, check=True)
+    finally:
+        console.pgconn.exec_(b"RESUME appdb")
+        console.close()
+    waiter.join(timeout=20)
+    assert held == [(1,)]
+    assert result["changed"] is False and result["version"].startswith("PgBouncer ")
+    pool = result["pools"]["appdb/app"]
+    assert pool["cl_waiting"] == 1 and pool["maxwait_seconds"] >= 1.0, pool
+    assert "pgbouncer/pgbouncer" not in result["pools"]  # the admin console's own pool is left out
+    assert sorted(result["show"]) == ["config", "pools", "version"]
+    assert result["max_client_conn"] == 100
+    assert result["expected_fd_use"] == logged
+    assert result["pid"] == bouncer.proc.pid
+    assert result["fd_limit"] > 0 and 0 < result["fd_open"] < result["fd_limit"]
+
+
 def test_reload_check_change_unchanged(bouncer, tmp_path):
     # Nothing to do: check mode and a real RELOAD both say so, with an empty diff.
     output, result = reload(bouncer, tmp_path, check=True, diff=True)

@@ -11,10 +11,15 @@ import pytest
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     PauseTimeout,
     admin_conninfo,
+    config_map,
     differences,
+    expected_fd_use,
+    open_files_count,
+    open_files_limit,
     pgbouncer_common_argument_spec,
     pools_summary,
     quote_db_name,
+    read_pid,
     repoint_targets,
     rewrite_problem,
     wait_for_command,
@@ -177,3 +182,50 @@ def test_rewrite_problem_is_found_before_any_pause(tmp_path):
     other = owner + 1 if owner else 1000
     assert "only root can write" in rewrite_problem(str(path), euid=other)
     assert rewrite_problem(str(path), euid=0) is None
+
+
+def test_expected_fd_use_is_pgbouncers_own_worst_case():
+    config = config_map([dict(key="max_client_conn", value="1000"), dict(key="default_pool_size", value="20")])
+    databases = [dict(name="pgbouncer", pool_size="2", force_user="pgbouncer"),
+                 dict(name="appdb", pool_size="50", force_user=""),
+                 dict(name="other", pool_size="-1", force_user=None),
+                 dict(name="forced", pool_size="5", force_user="app")]
+    users = [dict(name="app"), dict(name="pgbouncer_stats")]
+    # 1000 + 10, the admin console's 2 once (it forces its user), appdb 50 x 2 users, other the default 20 x 2
+    # users, forced 5 once
+    assert expected_fd_use(config, databases, users) == 1010 + 2 + 100 + 40 + 5
+
+
+def fake_proc(tmp_path, pid, comm, limit="16384", fds=3):
+    entry = tmp_path / str(pid)
+    (entry / "fd").mkdir(parents=True)
+    (entry / "comm").write_text(comm + "\n")
+    (entry / "limits").write_text(
+        "Limit                     Soft Limit           Hard Limit           Units\n"
+        "Max processes             1000                 1000                 processes\n"
+        "Max open files            %s                %s                files\n" % (limit, limit))
+    for number in range(fds):
+        (entry / "fd" / str(number)).write_text("")
+    return str(tmp_path)
+
+
+def test_read_pid_from_the_pidfile_or_the_only_pgbouncer(tmp_path):
+    proc = fake_proc(tmp_path / "proc", 42, "pgbouncer")
+    fake_proc(tmp_path / "proc", 7, "postgres")
+    pidfile = tmp_path / "pgbouncer.pid"
+    pidfile.write_text("42\n")
+    assert read_pid(str(pidfile), proc=proc) == 42
+    pidfile.write_text("7\n")  # stale: names another program
+    assert read_pid(str(pidfile), proc=proc) == 42
+    assert read_pid("", proc=proc) == 42
+    fake_proc(tmp_path / "proc", 43, "pgbouncer")
+    assert read_pid("", proc=proc) is None  # two: do not guess
+
+
+def test_open_files_limit_and_count(tmp_path):
+    proc = fake_proc(tmp_path, 42, "pgbouncer", limit="16384", fds=5)
+    assert open_files_limit(42, proc=proc) == 16384
+    assert open_files_count(42, proc=proc) == 5
+    assert open_files_limit(99, proc=proc) is None and open_files_count(99, proc=proc) is None
+    fake_proc(tmp_path, 44, "pgbouncer", limit="unlimited")
+    assert open_files_limit(44, proc=proc) is None
