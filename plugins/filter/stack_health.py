@@ -60,7 +60,7 @@ RETURN = r"""
 _value:
   description:
     - C(ok) (no check failed), C(checks) (list of C(check), C(target), C(status), C(detail), C(runbook)),
-      C(failed) and C(warnings) (the checks with that status, as C(check target: detail) lines), C(counts)
+      C(failed) and C(warnings) (the checks with that status, one line each with the check, target, detail and runbook), C(counts)
       (per status), C(primary) and C(redis_master) (as decided), C(table) (the report as lines of text).
   type: dict
 """
@@ -84,7 +84,7 @@ def parse_files(text):
     """The role's read of one host -> dict(now, disks, certs, metrics)."""
     out = dict(now=None, disks=[], certs=[], metrics=[], errors=[])
     for line in (text or "").splitlines():
-        kind, _, rest = line.partition(" ")
+        kind, _sep, rest = line.partition(" ")
         fields = rest.split()
         try:
             if kind == "now":
@@ -248,9 +248,9 @@ class Report(object):
                     _error(result) if host.get("reachable", True) else "host unreachable"))
                 continue
             pools = result.get("pools") or {}
-            self.add("pgbouncer_up", name, "ok", "%s, %d pools, %d clients" % (
-                result.get("version"), len(pools), sum(p.get("cl_active", 0) + p.get("cl_waiting", 0)
-                                                         for p in pools.values())))
+            clients = sum(p.get("cl_active", 0) + p.get("cl_waiting", 0) for p in pools.values())
+            summary = "%s, %d pools, %d clients" % (result.get("version"), len(pools), clients)
+            self.add("pgbouncer_up", name, "ok", summary)
             slow = sorted("%s: %d waiting, oldest %.1fs" % (key, p["cl_waiting"], p["maxwait_seconds"])
                           for key, p in pools.items() if p.get("cl_waiting") and p["maxwait_seconds"] >= max_wait)
             waiting = sum(p.get("cl_waiting", 0) for p in pools.values())
@@ -262,11 +262,11 @@ class Report(object):
                     waiting, max_wait))
             expected, limit = result.get("expected_fd_use"), result.get("fd_limit")
             if not limit:
-                self.add("pgbouncer_fd", name, "warn", "the process's descriptor limit could not be read "
-                                                        "(expected use %s)" % expected)
+                self.add("pgbouncer_fd", name, "warn",
+                         "the process's descriptor limit could not be read (expected use %s)" % expected)
             elif expected > limit:
-                self.add("pgbouncer_fd", name, "fail", "may need %d descriptors, the process may open %d (%s open "
-                                                        "now)" % (expected, limit, result.get("fd_open")))
+                self.add("pgbouncer_fd", name, "fail", "may need %d descriptors, the process may open %d (%s open now)"
+                         % (expected, limit, result.get("fd_open")))
             else:
                 self.add("pgbouncer_fd", name, "ok", "may need %d of %d descriptors (%s open now)" % (
                     expected, limit, result.get("fd_open")))

@@ -39,6 +39,7 @@ attributes:
     description: Only reads; runs the same in check mode.
   diff_mode:
     support: none
+    description: Returns state, not a change; there is nothing to diff.
   idempotent:
     support: full
     description: Never changes anything.
