@@ -347,3 +347,47 @@ def open_files_count(pid, proc="/proc"):
         return len(os.listdir(os.path.join(proc, str(pid), "fd")))
     except (IOError, OSError):
         return None
+
+
+# libpq's PQping answers (psycopg.pq.Ping).
+PING_OK, PING_REJECT, PING_NO_RESPONSE, PING_NO_ATTEMPT = 0, 1, 2, 3
+PING_MEANING = {
+    PING_REJECT: "the server is up but refuses connections (starting up, shutting down or in crash recovery)",
+    PING_NO_RESPONSE: "no PostgreSQL server answered",
+    PING_NO_ATTEMPT: "libpq could not try (bad host or port)",
+}
+
+
+def entry_target(pairs, name):
+    """(host, port, dbname) a [databases] entry's key=value pairs point at, with libpq's defaults."""
+    pairs = dict(pairs)
+    return pairs.get("host") or "localhost", int(pairs.get("port") or 5432), pairs.get("dbname") or name
+
+
+def target_problem(host, port, timeout, login=None, ping=None, connect=None):
+    """Why HOST:PORT cannot take clients as a primary, or None when it can.
+
+    Asks like pg_isready (libpq's PQping: a server accepting connections, whatever the credentials); with LOGIN
+    (dict user, password, dbname) it also logs in and refuses a server in recovery. ping and connect are
+    psycopg's, replaceable in tests.
+    """
+    conninfo = "host=%s port=%d connect_timeout=%d" % (host, port, max(int(timeout), 1))
+    if ping is None or connect is None:
+        import psycopg  # pylint: disable=import-outside-toplevel
+        ping = ping or (lambda info: int(psycopg.pq.PGconn.ping(info.encode("utf-8"))))
+        connect = connect or (lambda **kwargs: psycopg.connect(autocommit=True, **kwargs))
+    answer = ping(conninfo)
+    if answer != PING_OK:
+        return PING_MEANING.get(answer, "PQping answered %s" % answer)
+    if not login or not login.get("user"):
+        return None
+    try:
+        conn = connect(host=host, port=port, user=login["user"], password=login.get("password") or None,
+                       dbname=login.get("dbname") or "postgres", connect_timeout=max(int(timeout), 1))
+    except Exception as exc:  # pylint: disable=broad-except
+        return "could not log in as %s to check it is not a standby: %s" % (login["user"], str(exc).strip())
+    try:
+        in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+    finally:
+        conn.close()
+    return "it is a standby (in recovery), not a primary" if in_recovery else None

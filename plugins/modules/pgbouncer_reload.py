@@ -30,6 +30,8 @@ description:
   - An entry that already points there, in the file and in PgBouncer's live state, is left alone (C(changed=false)).
   - With O(pause=false) (unplanned failover, the old primary is gone) it skips the pause, so in-flight transactions on
     the dead server fail at once instead of waiting.
+  - Before anything is paused (and in check mode), each new target must accept connections, and with O(target_user)
+    not be in recovery; otherwise the task fails and nothing changes. O(force=true) skips the check.
 author: dbstack.ha contributors (@dbstack)
 extends_documentation_fragment:
   - dbstack.ha.pgbouncer
@@ -67,6 +69,31 @@ options:
       - Seconds to wait for PAUSE to complete; then everything is resumed and the task fails, nothing changed.
     type: int
     default: 30
+  force:
+    description:
+      - Repoint even when a new target does not accept connections, or is a standby. Without it, every new
+        C(host:port) is asked first (libpq's PQping, as C(pg_isready)) and, with O(target_user), logged in to and
+        refused when in recovery; a target that fails fails the task before anything is paused or written.
+    type: bool
+    default: false
+  target_user:
+    description:
+      - A user that can log in to the new targets, to check that they are not in recovery (a primary). Without it
+        only that they accept connections is checked.
+    type: str
+  target_password:
+    description:
+      - Password of O(target_user). Never logged.
+    type: str
+  target_db:
+    description:
+      - Database O(target_user) logs in to. Each entry's own C(dbname) when not set.
+    type: str
+  target_timeout:
+    description:
+      - Seconds each target may take to answer the check.
+    type: int
+    default: 5
   reconnect:
     description:
       - Issue C(RECONNECT) for each repointed database, so server connections to the old host close once released.
@@ -111,6 +138,9 @@ EXAMPLES = r"""
         host: pg2.example.internal
         port: 5432
     pause_timeout: 10
+    # before pausing, log in to pg2 and refuse when it is still a standby
+    target_user: dbstack_monitor
+    target_password: "{{ vault_monitor_password }}"
   become: true
   register: repoint
 
@@ -135,6 +165,12 @@ repointed:
   returned: always
   type: dict
   sample: {"appdb": {"before": {"host": "pg1", "port": "5432"}, "after": {"host": "pg2", "port": "5432"}}}
+targets_checked:
+  description: The new C(host:port) targets checked before the repoint (empty with O(force=true) or nothing to repoint).
+  returned: when entries are repointed
+  type: list
+  elements: str
+  sample: ["pg2.example.internal:5432"]
 config_changes:
   description: C(SHOW CONFIG) settings that changed with the reload (or in check mode would), name to before/after.
   returned: always
@@ -173,6 +209,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     AdminConsole,
     PauseTimeout,
     differences,
+    entry_target,
     live_databases,
     pause,
     pgbouncer_common_argument_spec,
@@ -181,10 +218,12 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     repoint_targets,
     resume_all,
     rewrite_problem,
+    target_problem,
     write_atomically,
 )
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import (
     ConfigError,
+    database_entries,
     database_map,
     databases_section,
     mask_passwords,
@@ -243,6 +282,8 @@ class Repoint(object):
                                   after=mask_passwords(databases_section(new_text)))
         if not names:
             return
+        if not self.params["force"]:
+            self.verify_targets(names, new_text)
         result["changed"] = True
         if module.check_mode:
             return
@@ -253,6 +294,27 @@ class Repoint(object):
         after = live_databases(self.console)
         result["database_changes"] = differences(dict((k, v) for k, v in live.items() if k in names),
                                                  dict((k, v) for k, v in after.items() if k in names))
+
+    def verify_targets(self, names, new_text):
+        """Fail, before anything is paused or written, when a new target cannot take the clients."""
+        params = self.params
+        entries = database_entries(new_text)
+        checked = {}
+        problems = []
+        for name in names:
+            host, port, dbname = entry_target(entries[name][1], name)
+            login = dict(user=params["target_user"], password=params["target_password"],
+                         dbname=params["target_db"] or dbname) if params["target_user"] else None
+            key = (host, port, login and login["dbname"])
+            if key not in checked:
+                checked[key] = target_problem(host, port, params["target_timeout"], login)
+            if checked[key]:
+                problems.append("%s -> %s:%s: %s" % (name, host, port, checked[key]))
+        self.result["targets_checked"] = sorted("%s:%s" % (host, port) for host, port, _db in checked)
+        if problems:
+            self.module.fail_json(
+                msg="not repointing: %s. Nothing was paused or changed. Fix the host or port (or start, or promote, "
+                    "the server), or set force=true to repoint anyway." % "; ".join(problems), **self.result)
 
     def apply(self, names, to_pause, new_text):
         module, console, result, params = self.module, self.console, self.result, self.params
@@ -363,9 +425,16 @@ def main():
         pause=dict(type="bool", default=True),
         pause_timeout=dict(type="int", default=30),
         reconnect=dict(type="bool", default=True),
+        force=dict(type="bool", default=False),
+        target_user=dict(type="str"),
+        target_password=dict(type="str", no_log=True),
+        target_db=dict(type="str"),
+        target_timeout=dict(type="int", default=5),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)
+    if module.params["target_timeout"] < 1:
+        module.fail_json(msg="target_timeout must be at least 1 second, got %d" % module.params["target_timeout"])
     if module.params["pause_timeout"] < 1:
         module.fail_json(msg="pause_timeout must be at least 1 second, got %d" % module.params["pause_timeout"])
     if module.params["databases"] is not None and not module.params["databases"]:

@@ -29,7 +29,7 @@ class Bouncer(object):
         self.runas = RunAs()
         os.chmod(self.base, 0o755)
         self.runas.chown(self.base)
-        pki = make_pki(self.base)
+        pki = self.pki = make_pki(self.base)
         for path in pki.values():
             self.runas.chown(path)
         self.a = PostgresNode(self.base, "a", self.runas, pki, SUPER).init_primary().start()
@@ -318,3 +318,47 @@ def test_wrong_admin_password_and_unreachable_console(bouncer, tmp_path):
     _out, result = run_module("dbstack.ha.pgbouncer_reload", admin(bouncer, login_port=1, connect_timeout=2),
                               tmp_path, expect_rc=2)
     assert "Unable to connect to the PgBouncer admin console (host=127.0.0.1 port=1 user=pgbadmin" in result["msg"]
+
+
+def test_repoint_refuses_a_target_that_cannot_take_clients(bouncer, tmp_path):
+    with open(bouncer.ini) as handle:
+        before = handle.read()
+    dead = free_port()  # nothing listens there
+    args = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=dead)], target_timeout=2)
+    for check in (True, False):
+        _out, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path, expect_rc=2, check=check)
+        assert "appdb -> 127.0.0.1:%d: no PostgreSQL server answered" % dead in result["msg"], result
+        assert "Nothing was paused or changed" in result["msg"] and "force=true" in result["msg"]
+        assert result["targets_checked"] == ["127.0.0.1:%d" % dead] and result["pause_ms"] == 0.0
+    with open(bouncer.ini) as handle:
+        assert handle.read() == before
+    assert backend_port(bouncer) == bouncer.a.port
+
+    # A standby accepts connections: refused only when the module may log in and see it in recovery.
+    standby = PostgresNode(bouncer.base, "c", bouncer.runas, bouncer.pki, SUPER).clone_from(bouncer.a).start()
+    try:
+        to_standby = admin(bouncer, databases=[dict(name="other", host="127.0.0.1", port=standby.port)],
+                           target_user="postgres", target_password=SUPER)
+        output, result = run_module("dbstack.ha.pgbouncer_reload", to_standby, tmp_path, expect_rc=2)
+        assert "other -> 127.0.0.1:%d: it is a standby (in recovery), not a primary" % standby.port in result["msg"]
+        assert SUPER not in output
+        _out, result = run_module("dbstack.ha.pgbouncer_reload", dict(to_standby, target_password="wrong"),
+                                  tmp_path, expect_rc=2)
+        assert "could not log in as postgres to check it is not a standby" in result["msg"], result["msg"]
+        # A primary passes the same check.
+        _out, result = run_module("dbstack.ha.pgbouncer_reload", admin(
+            bouncer, databases=[dict(name="other", host="127.0.0.1", port=bouncer.b.port)],
+            target_user="postgres", target_password=SUPER), tmp_path, check=True)
+        assert result["changed"] is True and result["targets_checked"] == ["127.0.0.1:%d" % bouncer.b.port]
+    finally:
+        standby.stop()
+    with open(bouncer.ini) as handle:
+        assert handle.read() == before
+
+    # force=true repoints anyway (and the way back is checked again).
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", dict(args, force=True, pause=False), tmp_path)
+    assert result["changed"] is True and "targets_checked" not in result
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", admin(
+        bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.a.port)]), tmp_path)
+    assert result["changed"] is True and result["targets_checked"] == ["127.0.0.1:%d" % bouncer.a.port]
+    assert backend_port(bouncer) == bouncer.a.port

@@ -13,6 +13,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     admin_conninfo,
     config_map,
     differences,
+    entry_target,
     expected_fd_use,
     open_files_count,
     open_files_limit,
@@ -22,6 +23,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import (
     read_pid,
     repoint_targets,
     rewrite_problem,
+    target_problem,
     wait_for_command,
     write_atomically,
 )
@@ -229,3 +231,48 @@ def test_open_files_limit_and_count(tmp_path):
     assert open_files_limit(99, proc=proc) is None and open_files_count(99, proc=proc) is None
     fake_proc(tmp_path, 44, "pgbouncer", limit="unlimited")
     assert open_files_limit(44, proc=proc) is None
+
+
+class FakeConn(object):
+    def __init__(self, in_recovery):
+        self.in_recovery, self.closed = in_recovery, False
+
+    def execute(self, sql):
+        assert sql == "SELECT pg_is_in_recovery()"
+        return self
+
+    def fetchone(self):
+        return (self.in_recovery,)
+
+    def close(self):
+        self.closed = True
+
+
+def test_target_problem_pings_then_logs_in():
+    pinged = []
+
+    def ok(info, **_kwargs):
+        pinged.append(info)
+        return 0
+
+    assert target_problem("pg2", 5432, 3, ping=ok, connect=lambda **kw: FakeConn(False)) is None
+    assert pinged == ["host=pg2 port=5432 connect_timeout=3"]
+    assert "no PostgreSQL server answered" in target_problem("pg2", 5432, 3, ping=lambda i: 2, connect=ok)
+    assert "refuses connections" in target_problem("pg2", 5432, 3, ping=lambda i: 1, connect=ok)
+    conn = FakeConn(True)
+    login = dict(user="monitor", password="pw", dbname="appdb")
+    assert target_problem("pg2", 5432, 3, login, ping=ok, connect=lambda **kw: conn) == \
+        "it is a standby (in recovery), not a primary"
+    assert conn.closed
+    assert target_problem("pg2", 5432, 3, login, ping=ok, connect=lambda **kw: FakeConn(False)) is None
+
+    def refused(**kwargs):
+        assert kwargs["user"] == "monitor" and kwargs["dbname"] == "appdb" and kwargs["connect_timeout"] == 3
+        raise RuntimeError("password authentication failed")
+    assert target_problem("pg2", 5432, 3, login, ping=ok, connect=refused) == \
+        "could not log in as monitor to check it is not a standby: password authentication failed"
+
+
+def test_entry_target_defaults():
+    assert entry_target([("host", "pg2"), ("port", "6543"), ("dbname", "x")], "appdb") == ("pg2", 6543, "x")
+    assert entry_target([("host", "pg2")], "appdb") == ("pg2", 5432, "appdb")
