@@ -362,3 +362,39 @@ def test_repoint_refuses_a_target_that_cannot_take_clients(bouncer, tmp_path):
         bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.a.port)]), tmp_path)
     assert result["changed"] is True and result["targets_checked"] == ["127.0.0.1:%d" % bouncer.a.port]
     assert backend_port(bouncer) == bouncer.a.port
+
+
+def test_pause_and_resume(bouncer, tmp_path):
+    def run(state, check=False, expect_rc=0, **extra):
+        args = dict(login_host="127.0.0.1", login_port=bouncer.port, login_user="pgbadmin", login_password=ADMIN,
+                    databases=["appdb"], state=state)
+        args.update(extra)
+        return run_module("dbstack.ha.pgbouncer_pause", args, tmp_path, check=check, expect_rc=expect_rc)[1]
+
+    result = run("paused", check=True)
+    assert result["changed"] is True and result["acted_on"] == ["appdb"] and result["paused_before"] == []
+    assert run("resumed")["changed"] is False  # nothing paused: nothing to do
+
+    result = run("paused")
+    assert result["changed"] is True and result["paused"] == ["appdb"]
+    assert run("paused")["changed"] is False
+    answered = []
+    waiter = threading.Thread(target=lambda: answered.append(bouncer.client().execute("SELECT 1").fetchone()))
+    waiter.start()
+    time.sleep(1.0)
+    assert answered == []  # new queries wait while paused
+    result = run("resumed")
+    assert result["changed"] is True and result["paused"] == [] and result["paused_before"] == ["appdb"]
+    waiter.join(timeout=20)
+    assert answered == [(1,)]
+
+    # A transaction that stays open keeps its server: PAUSE times out, and nothing stays paused.
+    with bouncer.client() as busy:
+        busy.execute("BEGIN")
+        busy.execute("SELECT 1")
+        result = run("paused", expect_rc=2, timeout=1)
+        assert "did not complete within timeout=1 s" in result["msg"] and "were resumed" in result["msg"]
+        busy.execute("ROLLBACK")
+    assert backend_port(bouncer) == bouncer.a.port  # answers at once: not paused
+    result = run("paused", expect_rc=2, databases=["nope"])
+    assert "nope are not in PgBouncer's [databases]" in result["msg"]
