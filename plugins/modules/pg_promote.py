@@ -70,6 +70,22 @@ options:
       - Promote even when the upstream still accepts writes or the lag is above O(max_lag_bytes).
     type: bool
     default: false
+  wait_for_lsn:
+    description:
+      - Before anything else, wait until the standby has replayed past this LSN - in a switchover the stopped old
+        primary's last checkpoint location (C(pg_controldata)), which proves nothing it wrote is lost (RPO 0). When it
+        is not reached within O(wait_for_lsn_timeout) seconds the task fails and nothing is promoted.
+    type: str
+  wait_for_lsn_timeout:
+    description: Seconds to wait for O(wait_for_lsn).
+    type: int
+    default: 30
+  slots:
+    description:
+      - Physical replication slots to create on the standby, when missing, just before it is promoted - one per node
+        that will follow it - so that no WAL they need is recycled before they connect.
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -118,6 +134,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+replayed_lsn:
+  description: With O(wait_for_lsn), the standby's replay position once it was past it.
+  returned: when wait_for_lsn is set and the server was in recovery
+  type: str
+  sample: 0/3000200
+slots_created:
+  description: The slots of O(slots) that were (in check mode would be) created before the promotion.
+  returned: when the server is promoted
+  type: list
+  elements: str
 promoted:
   description: Whether this run promoted the server (true in check mode when it would).
   returned: always
@@ -171,6 +197,7 @@ warnings:
 """
 
 import os
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -304,6 +331,30 @@ class Promoter(object):
     def describe(self):
         return "%s:%s" % (self.target.get("host") or "local socket", self.target.get("port"))
 
+    def wait_replayed(self, lsn, timeout):
+        """Wait until replay is past LSN (a record that starts there is fully replayed); fail when it is not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.conn.execute("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() > %s::pg_lsn",
+                                    (lsn,)).fetchone()
+            if row[1]:
+                return row[0]
+            if time.monotonic() >= deadline or self.module.check_mode:
+                self.module.fail_json(
+                    msg="%s replayed WAL only up to %s, not past %s, within wait_for_lsn_timeout=%d s: not promoted "
+                        "(it would lose what the old primary wrote after that)" % (self.describe(), row[0], lsn, timeout),
+                    replayed_lsn=row[0], changed=False, promoted=False)
+            time.sleep(0.01)
+
+    def create_slots(self, names):
+        """Physical slots the followers will need, made before the promotion so no WAL they need is recycled."""
+        existing = set(r[0] for r in self.conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall())
+        missing = [n for n in names if n not in existing]
+        if not self.module.check_mode:
+            for name in missing:
+                self.conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
+        return missing
+
     def run(self):
         params = self.params
         before = self.state()
@@ -312,6 +363,9 @@ class Promoter(object):
         if not before["recovery"]:
             result["timeline_after"] = before["timeline"]
             return result
+
+        if params["wait_for_lsn"]:
+            result["replayed_lsn"] = self.wait_replayed(params["wait_for_lsn"], params["wait_for_lsn_timeout"])
 
         upstream = self.check_upstream() if params["check_upstream"] else None
         if params["check_upstream"]:
@@ -326,6 +380,7 @@ class Promoter(object):
             self.module.fail_json(msg="%s: %s" % (self.describe(), decision.reason), **result)
 
         result["changed"] = True
+        result["slots_created"] = self.create_slots(params["slots"] or [])
         if self.module.check_mode:
             result["promoted"] = True
             return result
@@ -366,6 +421,9 @@ def main():
         check_upstream=dict(type="bool", default=True),
         upstream_connect_timeout=dict(type="int", default=3),
         force=dict(type="bool", default=False),
+        wait_for_lsn=dict(type="str"),
+        wait_for_lsn_timeout=dict(type="int", default=30),
+        slots=dict(type="list", elements="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)
@@ -373,6 +431,12 @@ def main():
         module.fail_json(msg="wait_seconds must be at least 1, got %d" % module.params["wait_seconds"])
     if module.params["max_lag_bytes"] is not None and module.params["max_lag_bytes"] < 0:
         module.fail_json(msg="max_lag_bytes must be 0 or more, got %d" % module.params["max_lag_bytes"])
+    if module.params["wait_for_lsn"] and not re.match(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$", module.params["wait_for_lsn"]):
+        module.fail_json(msg="wait_for_lsn must be an LSN like 0/3000148 (pg_controldata's 'Latest checkpoint "
+                             "location'), got %r" % module.params["wait_for_lsn"])
+    for name in module.params["slots"] or []:
+        if not re.match(r"^[a-z0-9_]{1,63}$", name):
+            module.fail_json(msg="slots: %r is not a replication slot name (lower-case letters, digits, _)" % name)
     if module.params["upstream_connect_timeout"] < 1:
         module.fail_json(msg="upstream_connect_timeout must be at least 1 second")
     ensure_psycopg(module)

@@ -69,6 +69,13 @@ options:
       - Seconds to wait for PAUSE to complete; then everything is resumed and the task fails, nothing changed.
     type: int
     default: 30
+  resume:
+    description:
+      - After the repoint, C(RESUME) every database of O(databases) that is paused, also when another task paused
+        it (a switchover that paused every PgBouncer with dbstack.ha.pgbouncer_pause before stopping the old
+        primary), and also when the entries already pointed there (a re-run after an interrupted switchover).
+    type: bool
+    default: false
   force:
     description:
       - Repoint even when a new target does not accept connections, or is a standby. Without it, every new
@@ -165,6 +172,11 @@ repointed:
   returned: always
   type: dict
   sample: {"appdb": {"before": {"host": "pg1", "port": "5432"}, "after": {"host": "pg2", "port": "5432"}}}
+resumed:
+  description: With O(resume=true), the databases that were paused and were (in check mode would be) resumed.
+  returned: with resume=true
+  type: list
+  elements: str
 targets_checked:
   description: The new C(host:port) targets checked before the repoint (empty with O(force=true) or nothing to repoint).
   returned: when entries are repointed
@@ -281,11 +293,13 @@ class Repoint(object):
                                   before=mask_passwords(databases_section(text)),
                                   after=mask_passwords(databases_section(new_text)))
         if not names:
+            self.resume_paused(sorted(targets))
             return
         if not self.params["force"]:
             self.verify_targets(names, new_text)
         result["changed"] = True
         if module.check_mode:
+            self.resume_paused(sorted(targets))
             return
         problem = rewrite_problem(path) if changes else None
         if problem:
@@ -294,6 +308,20 @@ class Repoint(object):
         after = live_databases(self.console)
         result["database_changes"] = differences(dict((k, v) for k, v in live.items() if k in names),
                                                  dict((k, v) for k, v in after.items() if k in names))
+        self.resume_paused(sorted(targets))
+
+    def resume_paused(self, names):
+        """With resume=true, RESUME those of NAMES that PgBouncer reports paused."""
+        if not self.params["resume"]:
+            return
+        paused = [row["name"] for row in self.console.show("databases")
+                  if row.get("name") in names and str(row.get("paused")) == "1"]
+        self.result["resumed"] = paused
+        if paused:
+            self.result["changed"] = True
+            if not self.module.check_mode:
+                for name in paused:
+                    self.console.command("RESUME %s" % name)
 
     def verify_targets(self, names, new_text):
         """Fail, before anything is paused or written, when a new target cannot take the clients."""
@@ -425,6 +453,7 @@ def main():
         pause=dict(type="bool", default=True),
         pause_timeout=dict(type="int", default=30),
         reconnect=dict(type="bool", default=True),
+        resume=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
         target_user=dict(type="str"),
         target_password=dict(type="str", no_log=True),

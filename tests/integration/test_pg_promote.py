@@ -145,3 +145,27 @@ def test_bad_options_fail_before_connecting(tmp_path):
     _out, result = run_module("dbstack.ha.pg_promote", dict(login_host="127.0.0.1", login_port=1, wait_seconds=0),
                               tmp_path, expect_rc=2)
     assert "wait_seconds must be at least 1" in result["msg"]
+
+
+def test_wait_for_lsn_and_slots(primary, standby, tmp_path):
+    # Replay paused: the standby cannot get past the primary's position, so nothing is promoted.
+    standby.psql("SELECT pg_wal_replay_pause()")
+    primary.psql("INSERT INTO t (note) VALUES ('must not be lost')")
+    lsn = primary.psql("SELECT pg_current_wal_lsn()")
+    _out, result = run_module("dbstack.ha.pg_promote", args_for(standby, force=True, wait_for_lsn=lsn,
+                                                                wait_for_lsn_timeout=2, slots=["follower_a"]),
+                              tmp_path, expect_rc=2)
+    assert "not past %s, within wait_for_lsn_timeout=2 s: not promoted" % lsn in result["msg"]
+    assert result["promoted"] is False and standby.psql("SELECT pg_is_in_recovery()") == "t"
+    assert standby.psql("SELECT count(*) FROM pg_replication_slots") == "0"
+    # Replay going again: it gets past, creates the followers' slot, then promotes.
+    standby.psql("SELECT pg_wal_replay_resume()")
+    primary.psql("SELECT pg_switch_wal()")
+    _out, result = run_module("dbstack.ha.pg_promote", args_for(standby, force=True, wait_for_lsn=lsn,
+                                                                slots=["follower_a", "follower_b"]), tmp_path)
+    assert result["promoted"] is True and result["slots_created"] == ["follower_a", "follower_b"]
+    assert standby.psql("SELECT count(*) FROM t WHERE note = 'must not be lost'") == "1"
+    assert standby.psql("SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots "
+                        "WHERE restart_lsn IS NOT NULL") == "follower_a,follower_b"
+    _out, bad = run_module("dbstack.ha.pg_promote", args_for(standby, wait_for_lsn="latest"), tmp_path, expect_rc=2)
+    assert "wait_for_lsn must be an LSN" in bad["msg"]

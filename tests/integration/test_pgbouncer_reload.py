@@ -398,3 +398,26 @@ def test_pause_and_resume(bouncer, tmp_path):
     assert backend_port(bouncer) == bouncer.a.port  # answers at once: not paused
     result = run("paused", expect_rc=2, databases=["nope"])
     assert "nope are not in PgBouncer's [databases]" in result["msg"]
+
+
+def test_repoint_resumes_what_another_task_paused(bouncer, tmp_path):
+    pause = dict(login_host="127.0.0.1", login_port=bouncer.port, login_user="pgbadmin", login_password=ADMIN,
+                 databases=["appdb"])
+    run_module("dbstack.ha.pgbouncer_pause", dict(pause, state="paused"), tmp_path)
+    to_b = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.b.port)], pause=False,
+                 resume=True)
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", to_b, tmp_path)
+    assert result["changed"] is True and result["resumed"] == ["appdb"] and result["pause_ms"] == 0.0
+    assert backend_port(bouncer) == bouncer.b.port  # answers: resumed, and on b
+    # Already pointing there and nothing paused: nothing to do.
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", to_b, tmp_path)
+    assert result["changed"] is False and result["resumed"] == []
+    # Paused again, already pointing there (a re-run after an interrupted switchover): only the RESUME.
+    run_module("dbstack.ha.pgbouncer_pause", dict(pause, state="paused"), tmp_path)
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", to_b, tmp_path, check=True)
+    assert result["changed"] is True and result["resumed"] == ["appdb"]
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", to_b, tmp_path)
+    assert result["changed"] is True and result["resumed"] == ["appdb"] and result["repointed"] == {}
+    run_module("dbstack.ha.pgbouncer_reload", admin(
+        bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.a.port)]), tmp_path)
+    assert backend_port(bouncer) == bouncer.a.port
