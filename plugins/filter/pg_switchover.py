@@ -82,8 +82,10 @@ def pg_switchover_plan(reads, target, slots, initial_primary, max_lag_bytes):
     primary = plan["primary"] = current["primary"]
     unknown = sorted(h for h, s in states.items() if s == "unknown")
     if unknown:
-        plan["problems"].append("%s did not answer: a switchover needs every PostgreSQL node (use failover.yml when "
-                                "the primary is lost)" % ", ".join(unknown))
+        plan["problems"].append(
+            "%s did not answer: a switchover needs every PostgreSQL node. A former primary left stopped by an "
+            "interrupted switchover rejoins with `playbooks/site.yml -e postgres_ha_rejoin=true`; start a stopped "
+            "standby; a lost primary is a failover, not a switchover" % ", ".join(unknown))
     primary_row = rows[primary]
     plan["old_transactions"] = list(primary_row.get("old_transactions") or [])
     senders = dict((r.get("application_name"), r) for r in primary_row.get("replication") or [])

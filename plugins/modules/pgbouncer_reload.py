@@ -76,6 +76,14 @@ options:
         primary), and also when the entries already pointed there (a re-run after an interrupted switchover).
     type: bool
     default: false
+  wait_for_primary:
+    description:
+      - Seconds to wait, before anything else, until every new target accepts connections and is not in recovery
+        (needs O(target_user)); V(0) does not wait. A switchover starts this on each PgBouncer host before it stops
+        the old primary, so that PgBouncer follows the moment the target is promoted. When the time is up the task
+        fails and changes nothing.
+    type: int
+    default: 0
   force:
     description:
       - Repoint even when a new target does not accept connections, or is a standby. Without it, every new
@@ -172,6 +180,10 @@ repointed:
   returned: always
   type: dict
   sample: {"appdb": {"before": {"host": "pg1", "port": "5432"}, "after": {"host": "pg2", "port": "5432"}}}
+waited_ms:
+  description: With O(wait_for_primary), how long the targets took to become primaries.
+  returned: with wait_for_primary
+  type: float
 resumed:
   description: With O(resume=true), the databases that were paused and were (in check mode would be) resumed.
   returned: with resume=true
@@ -292,6 +304,8 @@ class Repoint(object):
             result["diff"] = dict(before_header=path, after_header=path,
                                   before=mask_passwords(databases_section(text)),
                                   after=mask_passwords(databases_section(new_text)))
+        if self.params["wait_for_primary"] and not module.check_mode:
+            self.wait_for_primary(names or sorted(targets), new_text)
         if not names:
             self.resume_paused(sorted(targets))
             return
@@ -322,6 +336,27 @@ class Repoint(object):
             if not self.module.check_mode:
                 for name in paused:
                     self.console.command("RESUME %s" % name)
+
+    def wait_for_primary(self, names, new_text):
+        """Poll the new targets until each is a primary that accepts connections; fail (nothing changed) on timeout."""
+        params = self.params
+        entries = database_entries(new_text)
+        deadline = time.monotonic() + params["wait_for_primary"]
+        start = time.monotonic()
+        for name in names:
+            host, port, dbname = entry_target(entries[name][1], name)
+            login = dict(user=params["target_user"], password=params["target_password"],
+                         dbname=params["target_db"] or dbname)
+            while True:
+                problem = target_problem(host, port, min(params["target_timeout"], 2), login)
+                if problem is None:
+                    break
+                if time.monotonic() >= deadline:
+                    self.module.fail_json(
+                        msg="%s -> %s:%s did not become a primary within wait_for_primary=%d s (last: %s). Nothing was "
+                            "changed." % (name, host, port, params["wait_for_primary"], problem), **self.result)
+                time.sleep(0.01)
+        self.result["waited_ms"] = round((time.monotonic() - start) * 1000.0, 1)
 
     def verify_targets(self, names, new_text):
         """Fail, before anything is paused or written, when a new target cannot take the clients."""
@@ -454,6 +489,7 @@ def main():
         pause_timeout=dict(type="int", default=30),
         reconnect=dict(type="bool", default=True),
         resume=dict(type="bool", default=False),
+        wait_for_primary=dict(type="int", default=0),
         force=dict(type="bool", default=False),
         target_user=dict(type="str"),
         target_password=dict(type="str", no_log=True),
@@ -462,6 +498,11 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)
+    if module.params["wait_for_primary"] < 0:
+        module.fail_json(msg="wait_for_primary must be 0 (no wait) or more seconds, got %d" % module.params["wait_for_primary"])
+    if module.params["wait_for_primary"] and not module.params["target_user"]:
+        module.fail_json(msg="wait_for_primary needs target_user (and target_password): the module logs in to see when "
+                             "the target leaves recovery")
     if module.params["target_timeout"] < 1:
         module.fail_json(msg="target_timeout must be at least 1 second, got %d" % module.params["target_timeout"])
     if module.params["pause_timeout"] < 1:
