@@ -4,7 +4,8 @@
 # -vvv --diff (no secret may show); converge again with changed=0 on every
 # host; verify; load; backup and restore test; health (passes, then fails
 # with PgBouncer stopped); monitoring drill; Redis failover drill, converge
-# again (changed=0), verify and health; then remove it.
+# again (changed=0), verify and health; switchover (refused under a held
+# lock), site.yml changed=0, health, switchover back; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -125,6 +126,40 @@ recap_ok "$log/verify2.log" 0
 lab/timed "e2e health after the failover" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
     -e health_report_file="$PWD/$log/health3.json" >"$log/health3.log" 2>&1 || { tail -n 60 "$log/health3.log"; exit 1; }
 health_json "$log/health3.json" true
+
+# Switchover and back (playbooks/switchover.yml): the first at -vvv --diff
+# (leak-checked with the rest); a second operation is refused while the lock
+# is held; site.yml afterwards reports changed=0 and keeps the new primary;
+# health passes with it.
+lab/timed "e2e switchover" ansible-playbook -i "$inv" playbooks/switchover.yml -e lab_name="$name" -vvv --diff \
+    >"$log/switchover1.log" 2>&1 || { tail -n 80 "$log/switchover1.log"; exit 1; }
+recap_ok "$log/switchover1.log" 0
+grep -q "pg1 -> pg2: promoted on timeline" "$log/switchover1.log" || { echo "no pg1 -> pg2 report in switchover1.log"; exit 1; }
+ansible -i "$inv" postgres -e lab_name="$name" -b -m dbstack.ha.ops_lock \
+    -a "token=e2e-held owner=e2e operation=drill ttl=300" >"$log/lock.log" 2>&1 || { tail -n 20 "$log/lock.log"; exit 1; }
+if ansible-playbook -i "$inv" playbooks/switchover.yml -e lab_name="$name" >"$log/switchover_locked.log" 2>&1; then
+    echo "switchover ran while another operation held the lock"; exit 1
+fi
+grep -q "operations lock is held by e2e (drill)" "$log/switchover_locked.log" \
+    || { echo "the refusal does not name the holder: see $log/switchover_locked.log"; exit 1; }
+ansible -i "$inv" postgres -e lab_name="$name" -b -m dbstack.ha.ops_lock -a "token=e2e-held state=absent" \
+    >>"$log/lock.log" 2>&1 || { tail -n 20 "$log/lock.log"; exit 1; }
+lab/timed "e2e site.yml after the switchover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge4.log" 2>&1 || { tail -n 60 "$log/converge4.log"; exit 1; }
+recap_ok "$log/converge4.log" 1
+lab/timed "e2e health after the switchover" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
+    -e health_report_file="$PWD/$log/health4.json" >"$log/health4.log" 2>&1 || { tail -n 60 "$log/health4.log"; exit 1; }
+python - "$log/health4.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert report["ok"] and report["primary"] == "pg2", (report["primary"], report["failed"])
+print("health after the switchover: ok, primary %s" % report["primary"])
+PY
+lab/timed "e2e switchover back" ansible-playbook -i "$inv" playbooks/switchover.yml -e lab_name="$name" \
+    -e dbstack_switchover_target=pg1 >"$log/switchover2.log" 2>&1 || { tail -n 80 "$log/switchover2.log"; exit 1; }
+recap_ok "$log/switchover2.log" 0
+grep -q "pg2 -> pg1: promoted on timeline" "$log/switchover2.log" || { echo "no pg2 -> pg1 report"; exit 1; }
+echo "lab e2e: switchover and back, refused under a held lock, site.yml changed=0 after it"
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).

@@ -260,8 +260,8 @@ class Switchover(object):
 
         rc, _out, err = module.run_command(params["stop_command"])
         if rc != 0:
-            self.fail("the stop of the old primary", "%s exited %d: %s" % (" ".join(params["stop_command"]), rc,
-                                                                             (err or "").strip()))
+            command = " ".join(params["stop_command"])
+            self.fail("the stop of the old primary", "%s exited %d: %s" % (command, rc, (err or "").strip()))
         now = self.mark("stop", now)
 
         rc, out, err = module.run_command([params["pg_controldata"], "-D", params["data_directory"]])
@@ -299,21 +299,32 @@ class Switchover(object):
         result["slots_created"] = created
         now = self.mark("slots", now)
 
+        # From here the target may become a primary: the old primary is started again only when the promotion was
+        # certainly never requested (pg_promote() raised) and the target is still in recovery.
+        # pg_promote(false) and a 5 ms poll: pg_promote(true) only returns on its 100 ms polling tick.
+        requested, cause = True, ""
         try:
-            ok = target.execute("SELECT pg_promote(true, 60)").fetchone()[0]
+            if not target.execute("SELECT pg_promote(false)").fetchone()[0]:
+                cause = "pg_promote() refused (a promotion already under way?)"
+            deadline = time.monotonic() + 60
+            while target.execute("SELECT pg_is_in_recovery()").fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.005)
         except psycopg.Error as exc:
-            ok, cause = False, str(exc).strip()
-        else:
-            cause = "pg_promote() returned false"
-        in_recovery = True
+            requested, cause = False, str(exc).strip()
         try:
             in_recovery = target.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-        except psycopg.Error:
-            pass
-        if not ok and in_recovery:
+        except psycopg.Error as exc:
+            in_recovery, cause = None, "%s pg_is_in_recovery() failed: %s" % (cause, str(exc).strip())
+        if in_recovery and not requested:
             self.fail("the promotion", cause)
-        if in_recovery:
-            self.fail("the promotion", "the target is still in recovery after pg_promote()")
+        if in_recovery is not False:
+            self.result["promoted"] = None
+            module.fail_json(msg="switchover: the promotion was requested but the target is %s (%s). The old primary "
+                                 "was NOT started again (two primaries are worse than none) and PgBouncer stays paused "
+                                 "until the followers see a primary or time out: check both nodes "
+                                 "(playbooks/health.yml) before starting anything." % (
+                                     "still in recovery" if in_recovery else "in an unknown state", cause.strip()),
+                             **result)
         walfile = target.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
         result.update(changed=True, promoted=True, timeline_after=int(walfile[:8], 16))
         self.mark("promote", now)

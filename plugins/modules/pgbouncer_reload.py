@@ -261,6 +261,7 @@ from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
     ensure_psycopg,
     postgres_mutually_exclusive,
+    psycopg,
 )
 
 
@@ -338,24 +339,41 @@ class Repoint(object):
                     self.console.command("RESUME %s" % name)
 
     def wait_for_primary(self, names, new_text):
-        """Poll the new targets until each is a primary that accepts connections; fail (nothing changed) on timeout."""
+        """Wait until each new target is a primary that accepts connections; fail (nothing changed) on timeout.
+
+        A standby's connections survive its promotion: once one is open, a 5 ms poll of pg_is_in_recovery() on it
+        sees the promotion at once, with no new connection (and its TLS and scram round trips) per poll.
+        """
         params = self.params
         entries = database_entries(new_text)
         deadline = time.monotonic() + params["wait_for_primary"]
         start = time.monotonic()
         for name in names:
             host, port, dbname = entry_target(entries[name][1], name)
-            login = dict(user=params["target_user"], password=params["target_password"],
-                         dbname=params["target_db"] or dbname)
+            problem, conn = "not asked yet", None
             while True:
-                problem = target_problem(host, port, min(params["target_timeout"], 2), login)
-                if problem is None:
-                    break
+                try:
+                    if conn is None:
+                        conn = psycopg.connect(host=host, port=port, user=params["target_user"],
+                                               password=params["target_password"] or None,
+                                               dbname=params["target_db"] or dbname,
+                                               connect_timeout=min(params["target_timeout"], 2), autocommit=True)
+                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        break
+                    problem = "it is a standby (in recovery), not a primary"
+                except psycopg.Error as exc:
+                    problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
                 if time.monotonic() >= deadline:
+                    if conn is not None:
+                        conn.close()
                     self.module.fail_json(
                         msg="%s -> %s:%s did not become a primary within wait_for_primary=%d s (last: %s). Nothing was "
                             "changed." % (name, host, port, params["wait_for_primary"], problem), **self.result)
-                time.sleep(0.01)
+                time.sleep(0.005 if conn is not None else 0.05)
+            conn.close()
         self.result["waited_ms"] = round((time.monotonic() - start) * 1000.0, 1)
 
     def verify_targets(self, names, new_text):
