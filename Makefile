@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit rules integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel load-test clean
+        test lint sanity unit rules integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel bench-switchover load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -139,6 +139,10 @@ bench-pgbouncer:
 
 bench-sentinel:
 	python benchmarks/sentinel_failover.py --runs $(or $(RUNS),3) --lab-name $(LAB_NAME)
+
+# pgbench c=50 through PgBouncer for 300 s: switchover.yml, back, then the hand procedure (baseline).
+bench-switchover:
+	python benchmarks/switchover.py --lab-name $(LAB_NAME)
 
 load-test:
 	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)
