@@ -35,21 +35,13 @@ from ansible_collections.dbstack.ha.plugins.module_utils.backup import (
     parse_manifest,
     scan,
 )
+from ansible_collections.dbstack.ha.plugins.module_utils.files import fsync_path
 
 LOCK_POLL_SECONDS = 0.2
 
 
 class FolderError(Exception):
     """Something about the folder that stops the run; the message says what and how to fix it."""
-
-
-def fsync_path(path):
-    """fsync one file or directory (a directory: so that renames and new entries in it are durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_tree(path):

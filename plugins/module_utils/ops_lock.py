@@ -14,8 +14,9 @@ __metaclass__ = type
 import fcntl
 import json
 import os
-import tempfile
 import time
+
+from ansible_collections.dbstack.ha.plugins.module_utils.files import replace_file
 
 FIELDS = ("owner", "operation", "token", "acquired_at", "expires_at")
 
@@ -100,25 +101,7 @@ def write_lock(path, lock, mode=0o640):
         if os.path.exists(path):
             os.unlink(path)
         return
-    directory = os.path.dirname(path) or "."
-    handle, tmp = tempfile.mkstemp(prefix=".operation.", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(dict((k, lock[k]) for k in FIELDS), out, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(path, json.dumps(dict((k, lock[k]) for k in FIELDS), sort_keys=True) + "\n", mode)
 
 
 class Guard(object):

@@ -16,9 +16,9 @@ __metaclass__ = type
 import os
 import re
 import select
-import tempfile
 import time
 
+from ansible_collections.dbstack.ha.plugins.module_utils.files import replace_file
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer_config import database_map
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
@@ -225,27 +225,8 @@ def write_atomically(path, text):
     content, never a part; on any failure the original is untouched and the
     temporary file is removed.
     """
-    directory = os.path.dirname(path) or "."
     st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), st.st_mode & 0o7777)
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-        tmp = None
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    replace_file(path, text, st.st_mode & 0o7777, st.st_uid, st.st_gid)
 
 
 def live_databases(console):
