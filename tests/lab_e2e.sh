@@ -5,7 +5,8 @@
 # host; verify; load; backup and restore test; health (passes, then fails
 # with PgBouncer stopped); monitoring drill; Redis failover drill, converge
 # again (changed=0), verify and health; switchover (refused under a held
-# lock), site.yml changed=0, health, switchover back; then remove it.
+# lock), site.yml changed=0, health, switchover back; a crashed primary's host
+# restarting after a promotion stays down (start guard); then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -160,6 +161,27 @@ lab/timed "e2e switchover back" ansible-playbook -i "$inv" playbooks/switchover.
 recap_ok "$log/switchover2.log" 0
 grep -q "pg2 -> pg1: promoted on timeline" "$log/switchover2.log" || { echo "no pg2 -> pg1 report"; exit 1; }
 echo "lab e2e: switchover and back, refused under a held lock, site.yml changed=0 after it"
+
+# A crashed primary whose host restarts after its standby was promoted must
+# not come back as a second writable primary (postgres_ha's start guard):
+# SIGKILL pg1's postmaster, promote pg2, restart pg1's container - its
+# PostgreSQL must refuse to start, saying why. (Last: pg1 is left crashed.)
+podman exec "$name-pg1" bash -c 'kill -9 "$(head -n 1 /var/lib/postgresql/15/main/postmaster.pid)"'
+ansible -i "$inv" pg2 -e lab_name="$name" -b --become-user postgres -m dbstack.ha.pg_promote \
+    -a "login_unix_socket=/var/run/postgresql" >"$log/guard_promote.log" 2>&1 || { tail -n 30 "$log/guard_promote.log"; exit 1; }
+lab/timed "e2e restart of the crashed primary's host" podman restart --time 5 "$name-pg1" >/dev/null
+for _try in $(seq 1 60); do
+    state=$(podman exec "$name-pg1" systemctl is-active postgresql@15-main || true)
+    [ "$state" = failed ] && break
+    sleep 1
+done
+podman exec "$name-pg1" journalctl -u postgresql@15-main --no-pager -n 30 >"$log/guard_journal.log" 2>&1 || true
+if podman exec "$name-pg1" /usr/lib/postgresql/15/bin/pg_isready -q -h /var/run/postgresql; then
+    echo "pg1 came back as a second primary after its host restarted"; exit 1
+fi
+grep -q "dbstack start guard: REFUSED: pg2:5432 already runs as the primary" "$log/guard_journal.log" \
+    || { echo "the start guard did not refuse, or did not say why: see $log/guard_journal.log"; exit 1; }
+echo "lab e2e: the crashed former primary refused to start next to the promoted pg2 (state $state)"
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).
