@@ -91,10 +91,10 @@ recap_ok "$log/health1.log" 1
 health_json "$log/health1.json" true
 ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=stopped" \
     >"$log/pgbouncer_stop.log" 2>&1 || { tail -n 20 "$log/pgbouncer_stop.log"; exit 1; }
-if lab/timed "e2e health, PgBouncer stopped" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
-    -e health_report_file="$PWD/$log/health2.json" >"$log/health2.log" 2>&1; then
-    echo "health passed with PgBouncer stopped: see $log/health2.log"; exit 1
-fi
+# (inverted: the step is ok when health fails)
+lab/timed "e2e health, PgBouncer stopped (must fail)" bash -c '! "$@"' _ ansible-playbook -i "$inv" \
+    playbooks/health.yml -e lab_name="$name" -e health_report_file="$PWD/$log/health2.json" >"$log/health2.log" 2>&1 \
+    || { echo "health passed with PgBouncer stopped: see $log/health2.log"; exit 1; }
 grep -q "pgbouncer_up pgb1: the admin console did not answer" "$log/health2.log" \
     || { echo "the failure does not name pgbouncer_up: see $log/health2.log"; exit 1; }
 health_json "$log/health2.json" false "pgbouncer_up pgb1"
