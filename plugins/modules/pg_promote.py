@@ -202,6 +202,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, wait_replayed_past
 from ansible_collections.dbstack.ha.plugins.module_utils.pg_tools import ToolError, find_pg_tool
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     build_conninfo,
@@ -332,28 +333,14 @@ class Promoter(object):
         return "%s:%s" % (self.target.get("host") or "local socket", self.target.get("port"))
 
     def wait_replayed(self, lsn, timeout):
-        """Wait until replay is past LSN (a record that starts there is fully replayed); fail when it is not."""
-        deadline = time.monotonic() + timeout
-        while True:
-            row = self.conn.execute("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() > %s::pg_lsn",
-                                    (lsn,)).fetchone()
-            if row[1]:
-                return row[0]
-            if time.monotonic() >= deadline or self.module.check_mode:
-                self.module.fail_json(
-                    msg="%s replayed WAL only up to %s, not past %s, within wait_for_lsn_timeout=%d s: not promoted "
-                        "(it would lose what the old primary wrote after that)" % (self.describe(), row[0], lsn, timeout),
-                    replayed_lsn=row[0], changed=False, promoted=False)
-            time.sleep(0.01)
-
-    def create_slots(self, names):
-        """Physical slots the followers will need, made before the promotion so no WAL they need is recycled."""
-        existing = set(r[0] for r in self.conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall())
-        missing = [n for n in names if n not in existing]
-        if not self.module.check_mode:
-            for name in missing:
-                self.conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
-        return missing
+        """Wait until replay is past LSN; fail (nothing promoted) when it is not within timeout."""
+        replayed, reached = wait_replayed_past(self.conn, lsn, 0 if self.module.check_mode else timeout)
+        if not reached:
+            self.module.fail_json(
+                msg="%s replayed WAL only up to %s, not past %s, within wait_for_lsn_timeout=%d s: not promoted "
+                    "(it would lose what the old primary wrote after that)" % (self.describe(), replayed, lsn, timeout),
+                replayed_lsn=replayed, changed=False, promoted=False)
+        return replayed
 
     def run(self):
         params = self.params
@@ -380,7 +367,7 @@ class Promoter(object):
             self.module.fail_json(msg="%s: %s" % (self.describe(), decision.reason), **result)
 
         result["changed"] = True
-        result["slots_created"] = self.create_slots(params["slots"] or [])
+        result["slots_created"] = create_missing_slots(self.conn, params["slots"] or [], dry_run=self.module.check_mode)
         if self.module.check_mode:
             result["promoted"] = True
             return result

@@ -153,6 +153,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, wait_replayed_past
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import pause, quote_db_name
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
@@ -273,30 +274,18 @@ class Switchover(object):
         result["checkpoint_lsn"] = checkpoint
         now = self.mark("controldata", now)
 
-        deadline = now + params["replay_timeout"]
-        while True:
-            replayed, past = target.execute("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_replay_lsn() > %s::pg_lsn",
-                                            (checkpoint,)).fetchone()
-            if past:
-                break
-            if time.monotonic() >= deadline:
-                self.fail("the replay check", "the target replayed only up to %s, not past the old primary's last "
-                                              "checkpoint %s, within replay_timeout=%d s" % (
-                                                  replayed, checkpoint, params["replay_timeout"]))
-            time.sleep(0.005)
+        replayed, reached = wait_replayed_past(target, checkpoint, params["replay_timeout"])
+        if not reached:
+            self.fail("the replay check", "the target replayed only up to %s, not past the old primary's last "
+                                          "checkpoint %s, within replay_timeout=%d s" % (
+                                              replayed, checkpoint, params["replay_timeout"]))
         result["replayed_lsn"] = replayed
         now = self.mark("replay_wait", now)
 
-        existing = set(r[0] for r in target.execute("SELECT slot_name FROM pg_replication_slots").fetchall())
-        created = []
         try:
-            for name in params["slots"]:
-                if name not in existing:
-                    target.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
-                    created.append(name)
+            result["slots_created"] = create_missing_slots(target, params["slots"])
         except psycopg.Error as exc:
             self.fail("the followers' slots", str(exc).strip())
-        result["slots_created"] = created
         now = self.mark("slots", now)
 
         # From here the target may become a primary: the old primary is started again only when the promotion was
