@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help deps venv link host image test-deps lab lab-up site lab-down lab-purge \
-        test lint sanity unit rules integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel bench-switchover load-test clean
+        test lint sanity unit rules integration build-check molecule lab-e2e build bench-promote bench-pgbouncer bench-backup bench-sentinel bench-switchover bench-failover load-test clean
 
 help:
 	@echo "make lab        bring up the lab (podman) and run playbooks/site.yml on it"
@@ -143,6 +143,11 @@ bench-sentinel:
 # pgbench c=50 through PgBouncer for 300 s: switchover.yml, back, then the hand procedure (baseline).
 bench-switchover:
 	python benchmarks/switchover.py --lab-name $(LAB_NAME)
+
+# Kill the primary's container 5 times, failover.yml at once (then the hand two-task version); the old primary
+# comes back refused and rejoins with pg_rewind. ARGS=--load adds pgbench, ARGS=--frozen pauses instead of kills.
+bench-failover:
+	python benchmarks/failover.py --runs $(or $(RUNS),5) --lab-name $(LAB_NAME) $(ARGS)
 
 load-test:
 	python tests/load/pgbench_pgbouncer.py --lab --lab-name $(LAB_NAME)

@@ -15,8 +15,9 @@ description:
     the current primary as it is only when it was shut down cleanly and its last checkpoint lies before the point
     where the current primary's timeline forked from its own (the history file's switchpoint) - as after a
     switchover, where the new primary replayed the old one's shutdown checkpoint before it was promoted.
-  - Anything else (a crash, WAL past the fork, a timeline outside the current primary's history) is refused with the
-    reason; such a node needs pg_rewind or a fresh clone.
+  - Anything else is not C(ok), with the reason and the C(action) that brings it back - C(rewind) (a crash, or WAL
+    past the fork; pg_rewind) or C(rebuild) (a timeline outside the current primary's history, or the current
+    primary's own timeline; a fresh clone).
 options:
   _input:
     description: The output of C(pg_controldata) on the stopped node.
@@ -41,7 +42,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(ok), C(reason), C(checkpoint) (LSN), C(timeline) (of the stopped node), C(switchpoint) (LSN).
+  description:
+    - C(ok), C(action) (C(follow), C(rewind) or C(rebuild)), C(reason), C(checkpoint) (LSN), C(timeline) (of the
+      stopped node), C(switchpoint) (LSN where the current primary's history left that timeline), C(state)
+      (pg_controldata's cluster state).
   type: dict
 """
 
@@ -70,17 +74,13 @@ def pg_rejoin_check(controldata, history, primary_timeline):
     """
     facts = pg_controldata_facts(controldata)
     state = facts.get("Database cluster state", "")
-    result = dict(ok=False, reason="", checkpoint=facts.get("Latest checkpoint location", ""), timeline=None,
-                  switchpoint="")
+    result = dict(ok=False, action="rebuild", reason="", checkpoint=facts.get("Latest checkpoint location", ""),
+                  timeline=None, switchpoint="", state=state)
     try:
         timeline = result["timeline"] = int(facts.get("Latest checkpoint's TimeLineID", ""))
         checkpoint = _lsn(result["checkpoint"])
     except ValueError:
         result["reason"] = "pg_controldata did not give a checkpoint and a timeline: is this a PostgreSQL data directory?"
-        return result
-    if state != "shut down":
-        result["reason"] = ("its cluster was not shut down cleanly (state: %s): it may hold WAL the new primary never "
-                            "got, so it needs pg_rewind or a fresh clone" % (state or "unknown"))
         return result
     switchpoints = {}
     for line in (history or "").splitlines():
@@ -96,12 +96,18 @@ def pg_rejoin_check(controldata, history, primary_timeline):
                             "primary of this cluster's lineage; rebuild it" % (timeline, primary_timeline))
         return result
     result["switchpoint"] = switchpoints[timeline]
+    result["action"] = "rewind"
+    if state != "shut down":
+        result["reason"] = ("its cluster was not shut down cleanly (state: %s): it may hold WAL the new primary never "
+                            "got past %s, where timeline %s forked from %d, so it needs pg_rewind" % (
+                                state or "unknown", result["switchpoint"], primary_timeline, timeline))
+        return result
     if checkpoint >= _lsn(result["switchpoint"]):
         result["reason"] = ("its WAL goes past %s, where the current primary's timeline %s forked from %d (its last "
                             "checkpoint is at %s): it diverged and needs pg_rewind" % (
                                 result["switchpoint"], primary_timeline, timeline, result["checkpoint"]))
         return result
-    result.update(ok=True, reason="shut down cleanly at %s, before the fork of timeline %s at %s" % (
+    result.update(ok=True, action="follow", reason="shut down cleanly at %s, before the fork of timeline %s at %s" % (
         result["checkpoint"], primary_timeline, result["switchpoint"]))
     return result
 

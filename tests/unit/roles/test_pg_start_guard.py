@@ -55,3 +55,11 @@ def test_main_reads_the_data_directory_and_the_marker(tmp_path, capsys):
     assert "REFUSED: this node was fenced (fenced by failover.yml)" in capsys.readouterr().err
     (data / "standby.signal").write_text("")
     assert guard.main(["--config", str(config)]) == 0  # rejoined as a standby
+
+
+def test_the_watchdog_stops_a_primary_only_when_a_peer_is_primary_on_a_higher_timeline():
+    demote, reason = guard.decide_watch(1, [dict(peer("pg2", True), timeline=2), peer("pg3", None, "timeout")])
+    assert demote is True and reason.startswith("pg2:5432 runs as the primary on timeline 2, after this node's timeline 1")
+    demote, reason = guard.decide_watch(3, [dict(peer("pg2", True), timeline=2)])
+    assert demote is False and "pg2:5432 also runs as a primary" in reason
+    assert guard.decide_watch(2, [dict(peer("pg2", False), timeline=None), peer("pg3", None)]) == (False, "")

@@ -65,19 +65,21 @@ HISTORY = "1\t0/5000148\tno recovery target specified\n"
 def test_a_clean_former_primary_before_the_fork_rejoins_as_it_is():
     result = pg_rejoin_check(CONTROL % ("shut down", "0/50000D8", 1), HISTORY, 2)
     assert result["ok"] is True and result["switchpoint"] == "0/5000148" and result["timeline"] == 1
+    assert result["action"] == "follow"
     assert result["reason"] == "shut down cleanly at 0/50000D8, before the fork of timeline 2 at 0/5000148"
 
 
 def test_anything_else_needs_pg_rewind_or_a_clone():
     crashed = pg_rejoin_check(CONTROL % ("in production", "0/50000D8", 1), HISTORY, 2)
     assert crashed["ok"] is False and "not shut down cleanly (state: in production)" in crashed["reason"]
+    assert crashed["action"] == "rewind" and crashed["switchpoint"] == "0/5000148"
     past = pg_rejoin_check(CONTROL % ("shut down", "0/5000200", 1), HISTORY, 2)
-    assert past["ok"] is False and "diverged and needs pg_rewind" in past["reason"]
+    assert past["ok"] is False and "diverged and needs pg_rewind" in past["reason"] and past["action"] == "rewind"
     # LSNs compare as numbers, not as text: 0/A0000000 is past 0/5000148
     assert pg_rejoin_check(CONTROL % ("shut down", "0/A0000000", 1), HISTORY, 2)["ok"] is False
     assert pg_rejoin_check(CONTROL % ("shut down", "1/0", 1), "1\tF/0\tx\n", 2)["ok"] is True
     other = pg_rejoin_check(CONTROL % ("shut down", "0/50000D8", 3), HISTORY, 2)
-    assert "timeline 3 is not in the current primary's history" in other["reason"]
-    same = pg_rejoin_check(CONTROL % ("shut down", "0/50000D8", 2), HISTORY, 2)
-    assert "two primaries were made from one timeline" in same["reason"]
+    assert "timeline 3 is not in the current primary's history" in other["reason"] and other["action"] == "rebuild"
+    same = pg_rejoin_check(CONTROL % ("in production", "0/50000D8", 2), HISTORY, 2)
+    assert "two primaries were made from one timeline" in same["reason"] and same["action"] == "rebuild"
     assert "is this a PostgreSQL data directory" in pg_rejoin_check("garbage", HISTORY, 2)["reason"]
