@@ -1,6 +1,9 @@
 """Unplanned failover against the lab (make lab first): SIGKILL the primary's container, run playbooks/failover.yml
 at once, measure; then the hand-run two-task version as the baseline, in one run.
 
+RTO is measured from the fault to the end of the writer's longest gap between two acknowledged writes after it
+(it writes every 5 ms; the writes in flight when the container dies may hang rather than fail).
+
 Each cycle:
   1. a sequence-numbered writer (psycopg, autocommit, one INSERT per write, reconnecting after an error) writes
      through PgBouncer (pgb1) all along; with --load, pgbench TPC-B -c CLIENTS -j CLIENTS runs too (--max-tries=1);
@@ -98,8 +101,16 @@ class Writer(threading.Thread):
         if conn is not None:
             conn.close()
 
-    def first_write_after(self, moment):
-        return next((t for t, _s in self.acked if t > moment), None)
+    def outage_after(self, moment, settle=1.0):
+        """(end of the longest gap between two acknowledged writes from moment on, its length) - the outage.
+
+        None while no write has been acknowledged yet for `settle` seconds after that gap."""
+        times = [t for t, _s in self.acked if t >= moment - 0.5]
+        gaps = [(b - a, b) for a, b in zip(times, times[1:]) if b > moment]
+        if not gaps:
+            return None
+        length, end = max(gaps)
+        return (end, length) if times[-1] - end >= settle else None
 
 
 def primary_of(lab):
@@ -158,7 +169,8 @@ def cycle(lab, args, writer, logdir, index, hand):
     with open(os.path.join(logdir, "cycle%d.log" % index), "w") as handle:
         handle.write(out)
     result["wall"] = seconds
-    first = wait_for(lambda: writer.first_write_after(t_fault + 0.001), 30, 0.1)
+    outage = wait_for(lambda: writer.outage_after(t_fault), 30, 0.1)
+    first = outage[0] if outage else None
     result["rto"] = (first - t_fault) if first else None
     result["failed_writes"] = len([e for t, e in writer.errors if t_fault <= t <= (first or time.monotonic())])
     steps = re.search(r"steps \(s from the start\): ([^']+?)total ([0-9.]+)", out.replace("\n", " "))

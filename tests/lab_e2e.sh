@@ -5,8 +5,10 @@
 # host; verify; load; backup and restore test; health (passes, then fails
 # with PgBouncer stopped); monitoring drill; Redis failover drill, converge
 # again (changed=0), verify and health; switchover (refused under a held
-# lock), site.yml changed=0, health, switchover back; a crashed primary's host
-# restarting after a promotion stays down (start guard); then remove it.
+# lock), site.yml changed=0, health, switchover back; failover refused on a
+# healthy stack, then a killed and a frozen primary failed over (the old one
+# stays down or stops itself, and rejoins with pg_rewind), site.yml changed=0
+# after each, health; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -162,26 +164,33 @@ recap_ok "$log/switchover2.log" 0
 grep -q "pg2 -> pg1: promoted on timeline" "$log/switchover2.log" || { echo "no pg2 -> pg1 report"; exit 1; }
 echo "lab e2e: switchover and back, refused under a held lock, site.yml changed=0 after it"
 
-# A crashed primary whose host restarts after its standby was promoted must
-# not come back as a second writable primary (postgres_ha's start guard):
-# SIGKILL pg1's postmaster, promote pg2, restart pg1's container - its
-# PostgreSQL must refuse to start, saying why. (Last: pg1 is left crashed.)
-podman exec "$name-pg1" bash -c 'kill -9 "$(head -n 1 /var/lib/postgresql/15/main/postmaster.pid)"'
-ansible -i "$inv" pg2 -e lab_name="$name" -b --become-user postgres -m dbstack.ha.pg_promote \
-    -a "login_unix_socket=/var/run/postgresql" >"$log/guard_promote.log" 2>&1 || { tail -n 30 "$log/guard_promote.log"; exit 1; }
-lab/timed "e2e restart of the crashed primary's host" podman restart --time 5 "$name-pg1" >/dev/null
-for _try in $(seq 1 60); do
-    state=$(podman exec "$name-pg1" systemctl is-active postgresql@15-main || true)
-    [ "$state" = failed ] && break
-    sleep 1
-done
-podman exec "$name-pg1" journalctl -u postgresql@15-main --no-pager -n 30 >"$log/guard_journal.log" 2>&1 || true
-if podman exec "$name-pg1" /usr/lib/postgresql/15/bin/pg_isready -q -h /var/run/postgresql; then
-    echo "pg1 came back as a second primary after its host restarted"; exit 1
+# Failover (playbooks/failover.yml). On the healthy stack it is refused (at -vvv: its probe logs in with the
+# superuser's password, leak-checked below), naming who still sees the primary take writes. Then the failover
+# benchmark, one cycle each: SIGKILL the primary's container, failover.yml at once (kill to first write through
+# PgBouncer <= 10 s), the container started again must not bring PostgreSQL back as a primary (start guard),
+# rejoin.yml rewinds it; then the same with a frozen primary (podman pause: unreachable, then thawed - its
+# watchdog stops it). After each, site.yml reports changed=0.
+if ansible-playbook -i "$inv" playbooks/failover.yml -e lab_name="$name" -vvv >"$log/failover_refused.log" 2>&1; then
+    echo "failover.yml ran on a healthy stack"; exit 1
 fi
-grep -q "dbstack start guard: REFUSED: pg2:5432 already runs as the primary" "$log/guard_journal.log" \
-    || { echo "the start guard did not refuse, or did not say why: see $log/guard_journal.log"; exit 1; }
-echo "lab e2e: the crashed former primary refused to start next to the promoted pg2 (state $state)"
+grep -q "still takes writes as seen from" "$log/failover_refused.log" \
+    || { echo "the refusal does not say who sees the primary: see $log/failover_refused.log"; exit 1; }
+lab/timed "e2e failover (container killed)" python benchmarks/failover.py --lab-name "$name" --runs 1 --no-hand \
+    --max-rto 10 >"$log/failover_kill.txt" 2>&1 || { cat "$log/failover_kill.txt"; exit 1; }
+cat "$log/failover_kill.txt"
+lab/timed "e2e site.yml after the failover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge5.log" 2>&1 || { tail -n 60 "$log/converge5.log"; exit 1; }
+recap_ok "$log/converge5.log" 1
+lab/timed "e2e failover (host frozen)" python benchmarks/failover.py --lab-name "$name" --runs 1 --no-hand \
+    --frozen --max-rto 15 >"$log/failover_frozen.txt" 2>&1 || { cat "$log/failover_frozen.txt"; exit 1; }
+cat "$log/failover_frozen.txt"
+lab/timed "e2e site.yml after the second failover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge6.log" 2>&1 || { tail -n 60 "$log/converge6.log"; exit 1; }
+recap_ok "$log/converge6.log" 1
+lab/timed "e2e health after the failovers" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
+    -e health_report_file="$PWD/$log/health5.json" >"$log/health5.log" 2>&1 || { tail -n 60 "$log/health5.log"; exit 1; }
+health_json "$log/health5.json" true
+echo "lab e2e: failover refused on a healthy stack; two failovers (killed, frozen), each old primary refused or stopped, rewound and rejoined; site.yml changed=0"
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).

@@ -35,12 +35,12 @@ def decide(standby_signal, exists, fence_marker, peers):
         return True, "starts as a standby"
     if fence_marker is not None:
         return False, ("this node was fenced (%s): it must not start as a primary. Rejoin it as a standby "
-                       "(site.yml -e postgres_ha_rejoin=true) or rebuild it, then remove the marker" % fence_marker)
+                       "(playbooks/rejoin.yml, or site.yml -e postgres_ha_rejoin=true), which removes the marker" % fence_marker)
     primaries = ["%s:%s" % (p["host"], p["port"]) for p in peers if p.get("primary") is True]
     if primaries:
         return False, ("%s already runs as the primary: starting this node as a primary too would make two writable "
-                       "primaries. It is a former primary: rejoin it as a standby (site.yml -e "
-                       "postgres_ha_rejoin=true) or rebuild it" % ", ".join(primaries))
+                       "primaries. It is a former primary: rejoin it as a standby (playbooks/rejoin.yml, or site.yml "
+                       "-e postgres_ha_rejoin=true)" % ", ".join(primaries))
     silent = ["%s:%s" % (p["host"], p["port"]) for p in peers if p.get("primary") is None]
     return True, "no other primary answers%s" % (" (no answer from %s)" % ", ".join(silent) if silent else "")
 
@@ -51,8 +51,8 @@ def decide_watch(local_timeline, peers):
                     key=lambda p: -(p.get("timeline") or 0))
     if higher:
         return True, ("%s:%s runs as the primary on timeline %s, after this node's timeline %s: a failover happened "
-                      "while this node was cut off. Stopped and fenced; rejoin it as a standby (site.yml -e "
-                      "postgres_ha_rejoin=true)" % (higher[0]["host"], higher[0]["port"], higher[0]["timeline"],
+                      "while this node was cut off. Stopped and fenced; rejoin it as a standby (playbooks/rejoin.yml)"
+                      % (higher[0]["host"], higher[0]["port"], higher[0]["timeline"],
                                                     local_timeline))
     same = ["%s:%s" % (p["host"], p["port"]) for p in peers if p.get("primary") is True]
     if same:
