@@ -184,7 +184,7 @@ def cycle(lab, args, writer, logdir, index, hand):
     back = ["podman", "unpause", lab.container(old)] if args.frozen and not hand else \
         ["podman", "start", lab.container(old)]
     subprocess.run(back, stdout=subprocess.DEVNULL, check=True)
-    state = wait_for(lambda: (lambda s: s if s in ("failed", "inactive") else None)(unit_state(lab, old)), 90, 1)
+    state = wait_for(lambda: unit_state(lab, old) in ("failed", "inactive") and unit_state(lab, old), 90, 1)
     time.sleep(2)
     result["came_back"] = state or unit_state(lab, old)
     if primary_of(lab) != result["new"] or state is None:
@@ -252,7 +252,8 @@ def main():
             if pgbench:
                 load_out = {}
 
-                def run_load(out=load_out):
+                def run_load(out=None):
+                    out = load_out if out is None else out
                     out["rc"], out["text"] = lablib.pgbench(
                         pgbench["bin"], pgbench["env"], ["-c", str(args.clients), "-j", str(args.clients), "-T",
                                                          "25", "-n", "--max-tries=1"],
@@ -288,9 +289,9 @@ def main():
     lost = [s for s in acked if s not in stored]
     ours = [r["rto"] for r in results if not r["name"].startswith("hand") and r["rto"]]
     hand = [r["rto"] for r in results if r["name"].startswith("hand") and r["rto"]]
-    print("\n== unplanned failover (%s%s), %d cycles ==" % ("frozen host" if args.frozen else "container SIGKILL",
-                                                         ", pgbench c=%d" % args.clients if args.load else ", quiet",
-                                                         len(results)))
+    fault = "frozen host" if args.frozen else "container SIGKILL"
+    load = ", pgbench c=%d" % args.clients if args.load else ", quiet"
+    print("\n== unplanned failover (%s%s), %d cycles ==" % (fault, load, len(results)))
     print("failover.yml: kill to first write median %s s (min %s, max %s); goal <= %.1f s" % (
         "%.2f" % statistics.median(ours) if ours else "?", "%.2f" % min(ours) if ours else "?",
         "%.2f" % max(ours) if ours else "?", args.max_rto))

@@ -52,14 +52,12 @@ def decide_watch(local_timeline, peers):
     if higher:
         return True, ("%s:%s runs as the primary on timeline %s, after this node's timeline %s: a failover happened "
                       "while this node was cut off. Stopped and fenced; rejoin it as a standby (playbooks/rejoin.yml)"
-                      % (higher[0]["host"], higher[0]["port"], higher[0]["timeline"],
-                                                    local_timeline))
+                      % (higher[0]["host"], higher[0]["port"], higher[0]["timeline"], local_timeline))
     same = ["%s:%s" % (p["host"], p["port"]) for p in peers if p.get("primary") is True]
     if same:
+        top = max(p.get("timeline") or 0 for p in peers if p.get("primary") is True)
         return False, ("%s also runs as a primary, on timeline %s or lower: this node (timeline %s) stays; check "
-                       "with playbooks/health.yml" % (", ".join(same), max(p.get("timeline") or 0 for p in peers
-                                                                          if p.get("primary") is True),
-                                                      local_timeline))
+                       "with playbooks/health.yml" % (", ".join(same), top, local_timeline))
     return False, ""
 
 

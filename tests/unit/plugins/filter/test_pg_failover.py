@@ -65,8 +65,10 @@ def test_a_primary_seen_writable_by_a_standby_and_a_pgbouncer_is_not_failed_over
 def test_a_primary_cut_off_from_its_standbys_is_failed_over_and_fenced_on_its_host():
     """The controller still reaches pg1's host (and pg1 answers there), but no standby sees it: a partition."""
     cut = dict(pg1=DOWN, pg2=standby("0/5000000"), pg3=standby("0/5000000"))
+    sees_it = dict(cut)
+    sees_it["pg1"] = primary()
     obs = dict(pg1=probe(pg1=primary(), pg2=DOWN, pg3=DOWN), pg2=probe(**cut), pg3=probe(**cut),
-               pgb1=probe(**dict(cut, pg1=primary())), pgb2=probe(**cut))
+               pgb1=probe(**sees_it), pgb2=probe(**cut))
     plan = pg_failover_plan(obs, PG, PGB)
     assert plan["problems"] == [] and plan["fence_on_host"] == ["pg1"] and plan["fence_unreached"] == []
     assert plan["seen_writable"]["pg1"] == dict(standbys=[], pgbouncers=["pgb1"])
