@@ -61,7 +61,7 @@ HAND = """- hosts: "{{ standby }}"
     - dbstack.ha.pgbouncer_reload:
         login_unix_socket: /var/run/postgresql
         login_port: 6432
-        login_user: "{{ pgbouncer_admin_user }}"
+        login_user: "{{ pgbouncer_admin_user | default('pgbouncer_admin') }}"
         login_password: "{{ pgbouncer_admin_password }}"
         databases: "{{ pgbouncer_databases | map(attribute='name') | map('community.general.dict_kv', 'name')
                        | map('combine', {'host': standby, 'port': 5432}) | list }}"
