@@ -172,7 +172,9 @@ def cycle(lab, args, writer, logdir, index, hand):
     outage = wait_for(lambda: writer.outage_after(t_fault), 30, 0.1)
     first = outage[0] if outage else None
     result["rto"] = (first - t_fault) if first else None
-    result["failed_writes"] = len([e for t, e in writer.errors if t_fault <= t <= (first or time.monotonic())])
+    window = [(t - t_fault, e) for t, e in writer.errors if t_fault <= t <= (first or time.monotonic())]
+    result["failed_writes"] = len(window)
+    result["errors"] = "; ".join("%.2f s: %s" % (t, e[:90]) for t, e in window[:3])
     steps = re.search(r"steps \(s from the start\): ([^']+?)total ([0-9.]+)", out.replace("\n", " "))
     result["steps"] = re.sub(r"\s+", " ", steps.group(0)) if steps else ""
     result["new"] = primary_of(lab)
@@ -184,7 +186,9 @@ def cycle(lab, args, writer, logdir, index, hand):
     back = ["podman", "unpause", lab.container(old)] if args.frozen and not hand else \
         ["podman", "start", lab.container(old)]
     subprocess.run(back, stdout=subprocess.DEVNULL, check=True)
-    state = wait_for(lambda: unit_state(lab, old) in ("failed", "inactive") and unit_state(lab, old), 90, 1)
+    seen = []
+    state = wait_for(lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None),
+                     90, 1)
     time.sleep(2)
     result["came_back"] = state or unit_state(lab, old)
     if primary_of(lab) != result["new"] or state is None:
@@ -274,6 +278,8 @@ def main():
                 result.get("pgbench", ""), result["note"]))
             if result["steps"]:
                 print("    %s" % result["steps"])
+            if result.get("errors"):
+                print("    writer errors after the fault: %s" % result["errors"])
             sys.stdout.flush()
             if not result["ok"]:
                 break

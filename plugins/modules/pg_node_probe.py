@@ -18,7 +18,7 @@ description:
     standby and every PgBouncer host, it tells a primary that is really gone from one that only this controller
     cannot reach.
   - Read-only. A node that does not answer is reported with C(reachable=false) and the cause; the module itself only
-    fails on bad input.
+    fails on bad input. Whatever happens on the network, it returns within 2 x O(connect_timeout) + 3 seconds.
 author: dbstack.ha contributors (@dbstack)
 extends_documentation_fragment:
   - dbstack.ha.postgres
@@ -136,7 +136,9 @@ class Probe(object):
 
     def conninfo(self, node):
         params = dict(self.module.params, login_host=node["host"], login_port=node["port"], login_unix_socket=None)
-        return build_conninfo(params)
+        info = build_conninfo(params)
+        info["options"] = "-c statement_timeout=%d" % (1000 * max(2, self.module.params["connect_timeout"]))
+        return info
 
     def ask(self, node, info, out):
         started = time.monotonic()
@@ -163,12 +165,19 @@ class Probe(object):
             except ConnectionParamsError as exc:
                 self.module.fail_json(msg="nodes[%s]: %s" % (node["name"], redact(str(exc), self.secrets)))
         out = {}
-        threads = [threading.Thread(target=self.ask, args=(node, info, out)) for node, info in infos]
+        threads = [threading.Thread(target=self.ask, args=(node, info, out), daemon=True) for node, info in infos]
+        # A hard deadline on top of libpq's connect_timeout and the statement_timeout: a connection attempt that
+        # hangs anyway (a host that vanished mid-handshake) must not hold the failover up.
+        limit = 2 * max(2, self.module.params["connect_timeout"]) + 3
+        deadline = time.monotonic() + limit
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
-        return dict(changed=False, nodes=out)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for node, _info in infos:
+            out.setdefault(node["name"], dict(reachable=False, error="no answer within %d s" % limit,
+                                              ms=round(limit * 1000.0, 1)))
+        return dict(changed=False, nodes=dict(out))
 
 
 def main():
