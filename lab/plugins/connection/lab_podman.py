@@ -104,9 +104,36 @@ class Connection(ConnectionBase):
             self._connected = True
         return self
 
+    def _refuse_frozen(self):
+        """A paused (frozen) container does not answer, as a frozen host would not: fail like an unreachable one
+        instead of hanging in a frozen process for good."""
+        if not self._pid:
+            return
+        try:
+            with open("/proc/%s/cgroup" % self._pid, encoding="ascii") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            _num, controllers, path = line.split(":", 2)
+            if "freezer" in controllers.split(","):
+                state = "/sys/fs/cgroup/freezer%s/freezer.state" % path
+            elif controllers == "":
+                state = "/sys/fs/cgroup%s/cgroup.freeze" % path
+            else:
+                continue
+            try:
+                with open(state, encoding="ascii") as handle:
+                    value = handle.read().strip()
+            except OSError:
+                continue
+            if value in ("FROZEN", "FREEZING", "1"):
+                raise AnsibleConnectionFailure("container %s is paused (frozen): it does not answer" % self._container)
+
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._connect()
+        self._refuse_frozen()
         args = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
         if self._pid:
             local = ["nsenter", "--target", self._pid, "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup",
@@ -124,6 +151,7 @@ class Connection(ConnectionBase):
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)
         self._connect()
+        self._refuse_frozen()
         display.vvv("PUT %s TO %s" % (in_path, out_path), host=self._container)
         if self._pid:
             shutil.copyfile(in_path, self._in_container(out_path))
