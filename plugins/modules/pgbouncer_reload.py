@@ -114,6 +114,15 @@ options:
       - Issue C(RECONNECT) for each repointed database, so server connections to the old host close once released.
     type: bool
     default: true
+  kill_clients:
+    description:
+      - After the repoint, C(KILL) then C(RESUME) each repointed database - for an unplanned failover. A client that
+        was mid-query on a frozen or cut-off old primary would otherwise stay attached to that server connection,
+        hang, and - should the old primary thaw - write to it through PgBouncer after the new primary took over.
+        Every client of those databases is disconnected once and reconnects to the new host.
+      - Only when the entries are changed by this run.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -184,6 +193,12 @@ waited_ms:
   description: With O(wait_for_primary), how long the targets took to become primaries.
   returned: with wait_for_primary
   type: float
+killed:
+  description: With O(kill_clients=true), the databases whose clients were disconnected (KILL, then RESUME).
+  returned: when kill_clients is true and the entries changed
+  type: list
+  elements: str
+  sample: [appdb]
 resumed:
   description: With O(resume=true), the databases that were paused and were (in check mode would be) resumed.
   returned: with resume=true
@@ -412,6 +427,11 @@ class Repoint(object):
             if params["reconnect"]:
                 for name in names:
                     console.command("RECONNECT %s" % name)
+            if params["kill_clients"]:
+                for name in names:
+                    console.command("KILL %s" % name)
+                    console.command("RESUME %s" % name)
+                result["killed"] = list(names)
         except PauseTimeout as exc:
             resume_all(module, paused + [str(exc)])
             module.fail_json(msg="PAUSE %s did not complete within pause_timeout=%d s (long transactions?). Everything "
@@ -506,6 +526,7 @@ def main():
         pause=dict(type="bool", default=True),
         pause_timeout=dict(type="int", default=30),
         reconnect=dict(type="bool", default=True),
+        kill_clients=dict(type="bool", default=False),
         resume=dict(type="bool", default=False),
         wait_for_primary=dict(type="int", default=0),
         force=dict(type="bool", default=False),

@@ -422,3 +422,23 @@ def test_repoint_resumes_what_another_task_paused(bouncer, tmp_path):
     run_module("dbstack.ha.pgbouncer_reload", admin(
         bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=bouncer.a.port)]), tmp_path)
     assert backend_port(bouncer) == bouncer.a.port
+
+
+def test_kill_clients_drops_a_client_stuck_on_the_old_server(bouncer, tmp_path):
+    """A failover's repoint (pause false, kill_clients): a client mid-transaction on the old server is dropped
+    instead of staying attached to it; a new connection lands on the new server; a re-run changes nothing."""
+    old = backend_port(bouncer)
+    new = bouncer.b.port if old == bouncer.a.port else bouncer.a.port
+    stuck = bouncer.client()
+    stuck.execute("BEGIN")
+    assert stuck.execute("SELECT inet_server_port()").fetchone()[0] == old
+    args = admin(bouncer, databases=[dict(name="appdb", host="127.0.0.1", port=new)], pause=False,
+                 kill_clients=True)
+    _out, result = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
+    assert result["changed"] is True and result["killed"] == ["appdb"]
+    with pytest.raises(psycopg.OperationalError):
+        stuck.execute("SELECT inet_server_port()")
+    stuck.close()
+    assert backend_port(bouncer) == new
+    _out, again = run_module("dbstack.ha.pgbouncer_reload", args, tmp_path)
+    assert again["changed"] is False and "killed" not in again
