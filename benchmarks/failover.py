@@ -114,23 +114,11 @@ class Writer(threading.Thread):
 
 
 def primary_of(lab):
-    for host in PG_HOSTS:
-        try:
-            with psycopg.connect(lab.postgres_dsn(host, connect_timeout=2), autocommit=True) as conn:
-                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                    return host
-        except psycopg.Error:
-            pass
-    return None
+    return lab.primary(PG_HOSTS, connect_timeout=2)
 
 
 def playbook(lab, path, *extra):
-    start = time.monotonic()
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
-                           os.path.join(lablib.REPO, "inventory", "lab"), path, "-e", "lab_name=%s" % lab.name]
-                          + list(extra), env=lablib.ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, check=False)
-    return time.monotonic() - start, proc.returncode, proc.stdout
+    return lab.playbook(path, *extra)
 
 
 def wait_for(predicate, timeout, step=0.5):

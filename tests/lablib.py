@@ -217,6 +217,28 @@ class Lab(object):
     def prometheus_url(self, host="mon1"):
         return "http://%s:%d" % (self.address(host), PORTS["prometheus"])
 
+    def primary(self, hosts, connect_timeout=5):
+        """The first of hosts whose PostgreSQL answers and is not in recovery, else None."""
+        import psycopg  # pylint: disable=import-outside-toplevel
+        for host in hosts:
+            try:
+                with psycopg.connect(self.postgres_dsn(host, connect_timeout=connect_timeout), autocommit=True) as conn:
+                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        return host
+            except psycopg.Error:
+                pass
+        return None
+
+    def playbook(self, path, *extra):
+        """Run ansible-playbook against this lab: (seconds, return code, output)."""
+        import time  # pylint: disable=import-outside-toplevel
+        start = time.monotonic()
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+                               os.path.join(REPO, "inventory", "lab"), path, "-e", "lab_name=%s" % self.name]
+                              + list(extra), env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, check=False)
+        return time.monotonic() - start, proc.returncode, proc.stdout
+
     def exec_(self, host, script, user="root"):
         """Run a bash script in a lab container."""
         return run(["podman", "exec", "--user", user, self.container(host), "bash", "-ec", script])
