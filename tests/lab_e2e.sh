@@ -3,7 +3,7 @@
 # developer's own lab is left alone: up; converge from the bare image at
 # -vvv --diff (no secret may show); converge again with changed=0 on every
 # host; verify; load; backup and restore test; health (passes, then fails
-# with PgBouncer stopped); monitoring drill; Redis failover drill, converge
+# with PgBouncer stopped); support bundle (canary secrets planted, none in it); monitoring drill; Redis failover drill, converge
 # again (changed=0), verify and health; switchover (refused under a held
 # lock), site.yml changed=0, health, switchover back; failover refused on a
 # healthy stack, then a killed and a frozen primary failed over (the old one
@@ -105,6 +105,25 @@ ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_se
 ansible -i "$inv" pgbouncer -e lab_name="$name" -m ansible.builtin.wait_for -a "port=6432 timeout=30" \
     >>"$log/pgbouncer_start.log" 2>&1 || { tail -n 20 "$log/pgbouncer_start.log"; exit 1; }
 echo "lab e2e: health passed on the healthy stack (check mode, changed=0), failed naming pgbouncer_up when it was stopped"
+
+# Support bundle (playbooks/support_bundle.yml) at -vvv --diff: canary secrets of every form (env, INI, YAML,
+# JSON, URLs, pgpass, userlist verifiers, requirepass / masterauth / auth-pass / sentinel-pass, ACL > and #sha256,
+# systemd Environment=, SQL PASSWORD in a log and live in pg_stat_activity, private keys) are planted on every
+# host; none may show in the bundle or the run's output, the masked keys must, private keys are not collected,
+# the redaction report counts every rule, and no lab secret is in it (tests/lab/support_bundle_check.py).
+python tests/lab/support_bundle_check.py plant "$log/canaries" >/dev/null
+ansible-playbook -i "$inv" tests/lab/support_canaries.yml -e lab_name="$name" -e canary_dir="$PWD/$log/canaries" \
+    >"$log/canaries_plant.log" 2>&1 || { tail -n 40 "$log/canaries_plant.log"; exit 1; }
+lab/timed "e2e support bundle" ansible-playbook -i "$inv" playbooks/support_bundle.yml -e lab_name="$name" -vvv --diff \
+    -e support_bundle_dir="$PWD/$log" -e '{"support_bundle_extra_files": ["/etc/dbstack-canary/*"]}' \
+    >"$log/support_bundle.log" 2>&1 || { tail -n 60 "$log/support_bundle.log"; exit 1; }
+recap_ok "$log/support_bundle.log" 0
+python tests/lab/support_bundle_check.py check "$log"/dbstack-support-*.tar.gz "$log/canaries/canaries.json" \
+    "$log/support_bundle.log"
+ansible-playbook -i "$inv" tests/lab/support_canaries.yml -e lab_name="$name" -e canary_state=absent \
+    >"$log/canaries_remove.log" 2>&1 || { tail -n 40 "$log/canaries_remove.log"; exit 1; }
+rm -f "$log"/dbstack-support-*.tar.gz
+echo "lab e2e: support bundle built, no canary or lab secret in it or in its -vvv output, keys kept"
 
 # Monitoring: every Prometheus target up, the rules loaded, and PgBouncer
 # stopped -> PgBouncerDown pending -> firing (the lab's for: is 30 s), then

@@ -22,6 +22,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.dbstack.ha.plugins.module_utils.redact import mask_known
 
 PSYCOPG_IMPORT_ERROR = None
 try:
@@ -125,13 +126,8 @@ def dsn_password(dsn):
 
 
 def redact(text, secrets):
-    """Replace every secret (and its percent-decoded form) in text."""
-    if not text:
-        return text
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "********")
-    return text
+    """Replace every given secret in text (module_utils/redact.py's mask_known)."""
+    return mask_known(text, secrets)
 
 
 def parse_dsn(dsn):
