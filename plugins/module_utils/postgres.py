@@ -19,6 +19,9 @@ __metaclass__ = type
 
 import os
 import re
+import socket
+import threading
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -211,6 +214,63 @@ def build_conninfo(params):
     if bool(info.get("sslcert")) != bool(info.get("sslkey")):
         raise ConnectionParamsError("options ssl_cert and ssl_key go together: give both for client certificate authentication")
     return info
+
+
+class ResolveError(Exception):
+    """A host name that did not resolve (or not in time)."""
+
+
+def _is_address(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def resolve_host(host, port, limit, retry_after=1.0, lookup=None):
+    """The addresses of a host name (in the resolver's order), within limit seconds, for libpq's hostaddr.
+
+    libpq's connect_timeout does not cover the name lookup: a resolver that does not answer (a DNS server gone
+    with the failed site, podman's resolver while a container stops) holds getaddrinfo for its own timeout (5 s,
+    twice, by default). Each lookup runs in a thread; while none has answered, another is started every
+    retry_after seconds (a lookup that hit a stalled moment is overtaken by a later one), and the first answer
+    wins. Returns None for an address, a socket directory or a list of hosts (nothing to resolve). Raises
+    ResolveError when the name does not resolve, or when no lookup answered within limit seconds.
+    """
+    if not host or host.startswith("/") or "," in host or _is_address(host):
+        return None
+    lookup = lookup or socket.getaddrinfo
+    answers = []
+    answered = threading.Event()
+
+    def attempt():
+        try:
+            infos = lookup(host, port, 0, socket.SOCK_STREAM)
+            addresses = []
+            for info in infos:
+                if info[4][0] not in addresses:
+                    addresses.append(info[4][0])
+            answers.append(("ok", addresses) if addresses else ("error", "no address"))
+        except Exception as exc:  # pylint: disable=broad-except
+            # gaierror, UnicodeError for a malformed name ...: whatever it is, the caller gets it as the answer.
+            answers.append(("error", str(exc) or exc.__class__.__name__))
+        answered.set()
+
+    deadline = time.monotonic() + limit
+    while True:
+        threading.Thread(target=attempt, daemon=True).start()
+        remaining = deadline - time.monotonic()
+        if answered.wait(max(0.0, min(retry_after, remaining))):
+            break
+        if time.monotonic() >= deadline:
+            raise ResolveError("%s: the name did not resolve within %s s" % (host, limit))
+    kind, value = answers[0]
+    if kind == "error":
+        raise ResolveError("%s: the name does not resolve (%s)" % (host, value))
+    return value
 
 
 def describe_target(info):

@@ -19,6 +19,10 @@ description:
     cannot reach.
   - Read-only. A node that does not answer is reported with C(reachable=false) and the cause; the module itself only
     fails on bad input. Whatever happens on the network, it returns within 2 x O(connect_timeout) + 3 seconds.
+  - A node's host name is looked up by the module, bounded by O(connect_timeout) and asked again every second while
+    the resolver does not answer (libpq's own timeout does not cover the lookup, and a resolver that stalls - a DNS
+    server lost with the failed site - would hold it for its own 5 s timeout, twice); libpq then connects to the
+    address and still checks the certificate against the name.
 author: dbstack.ha contributors (@dbstack)
 extends_documentation_fragment:
   - dbstack.ha.postgres
@@ -94,11 +98,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
+    ResolveError,
     build_conninfo,
     ensure_psycopg,
     psycopg,
     postgres_common_argument_spec,
     redact,
+    resolve_host,
     secrets_of,
 )
 
@@ -143,6 +149,12 @@ class Probe(object):
     def ask(self, node, info, out):
         started = time.monotonic()
         try:
+            # The name is looked up here, bounded (libpq's connect_timeout does not cover the lookup), and libpq
+            # connects to the address (hostaddr) while it still checks the certificate against the name.
+            # Each address is tried in turn, as libpq would (the name repeated, one hostaddr each).
+            addresses = resolve_host(info.get("host"), info["port"], max(2, self.module.params["connect_timeout"]))
+            if addresses:
+                info = dict(info, host=",".join([info["host"]] * len(addresses)), hostaddr=",".join(addresses))
             with psycopg.connect(autocommit=True, **info) as conn:
                 row = conn.execute(QUERY).fetchone()
             (in_recovery, read_only, timeline, current, receive, replay, upstream, sync_names, replicas) = row
@@ -152,6 +164,8 @@ class Probe(object):
                 timeline=timeline, lsn=furthest, receive_lsn=receive, replay_lsn=replay, upstream=upstream,
                 synchronous_standby_names=sync_names, replicas=replicas or [],
                 ms=round((time.monotonic() - started) * 1000.0, 1))
+        except ResolveError as exc:
+            out[node["name"]] = dict(reachable=False, error=str(exc), ms=round((time.monotonic() - started) * 1000.0, 1))
         except Exception as exc:  # pylint: disable=broad-except
             text = redact(str(exc).strip(), self.secrets) or exc.__class__.__name__
             out[node["name"]] = dict(reachable=False, error=text.splitlines()[0],

@@ -65,3 +65,21 @@ def test_a_name_given_twice_is_refused(tmp_path):
     _out, result = run_module("dbstack.ha.pg_node_probe", dict(
         nodes=[dict(name="a", host="127.0.0.1"), dict(name="a", host="127.0.0.2")]), tmp_path, expect_rc=2)
     assert "option nodes names a node twice" in result["msg"]
+
+
+def test_names_are_looked_up_bounded_and_verified(pair, tmp_path):
+    """A host name is resolved by the module (hostaddr), the certificate still checked against the name; a name
+    that does not resolve is an unreachable node with the cause, within the bound."""
+    primary, _standby = pair
+    nodes = [dict(name="a", host="localhost", port=primary.port),
+             dict(name="vanished", host="dbstack-no-such-host.invalid", port=primary.port)]
+    started = time.monotonic()
+    _output, result = run_module("dbstack.ha.pg_node_probe", dict(
+        nodes=nodes, login_user="postgres", login_password=PASSWORD, ssl_mode="verify-full",
+        ca_cert=primary.pki["ca"]), tmp_path)
+    assert time.monotonic() - started < 15
+    seen = result["nodes"]
+    assert seen["a"]["reachable"] is True and seen["a"]["writable"] is True, seen["a"]
+    assert seen["vanished"]["reachable"] is False
+    assert "dbstack-no-such-host.invalid: the name" in seen["vanished"]["error"], seen["vanished"]
+    assert seen["vanished"]["ms"] < 2600

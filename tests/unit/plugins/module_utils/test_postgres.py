@@ -195,3 +195,60 @@ def test_dsn_password_is_registered_for_masking():
         postgres.connect(module)
     assert "InDsnSecret" in module.no_log_values
     assert "InDsnSecret" not in err.value.kwargs["msg"]
+
+
+# --- resolve_host: a bounded name lookup for the failover probe --------------
+
+def _answer(address):
+    return [(2, 1, 6, "", (address, 5432))]
+
+
+def test_resolve_host_nothing_to_resolve():
+    for host in ("10.0.0.11", "::1", "/var/run/postgresql", "pg1,pg2", "", None):
+        assert postgres.resolve_host(host, 5432, 2) is None
+
+
+def test_resolve_host_answers():
+    assert postgres.resolve_host("pg1", 5432, 2, lookup=lambda *a: _answer("10.0.0.11")) == ["10.0.0.11"]
+    both = _answer("::1") + _answer("127.0.0.1") + _answer("::1")
+    assert postgres.resolve_host("localhost", 5432, 2, lookup=lambda *a: both) == ["::1", "127.0.0.1"]
+
+
+def test_resolve_host_overtakes_a_stalled_lookup():
+    import threading
+    import time
+    calls = []
+    release = threading.Event()
+
+    def lookup(*_args):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            release.wait(5)  # the stalled one (as a resolver that does not answer)
+        return _answer("10.0.0.12")
+
+    started = time.monotonic()
+    assert postgres.resolve_host("pg2", 5432, 2, retry_after=0.2, lookup=lookup) == ["10.0.0.12"]
+    assert len(calls) == 2 and time.monotonic() - started < 1.0
+    release.set()
+
+
+def test_resolve_host_gives_up_at_the_limit():
+    import threading
+    import time
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(postgres.ResolveError, match="did not resolve within 0.5 s"):
+        postgres.resolve_host("pg3", 5432, 0.5, retry_after=0.2,
+                              lookup=lambda *a: release.wait(5) and _answer("10.0.0.13"))
+    assert 0.45 < time.monotonic() - started < 1.0
+    release.set()
+
+
+def test_resolve_host_unknown_name():
+    import socket
+
+    def lookup(*_args):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with pytest.raises(postgres.ResolveError, match="does not resolve"):
+        postgres.resolve_host("gone", 5432, 2, lookup=lookup)
