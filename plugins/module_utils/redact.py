@@ -33,6 +33,9 @@ Rules (names as the redaction report shows them):
 - ``userlist``: the second field of a ``"user" "secret"`` line.
 - ``pgpass``: the password field of a ``.pgpass`` line (items whose name
   says pgpass or passfile).
+- ``secret_file``: every line of a file named like a secret
+  (``.../password``, ``token``, ``secret``, ``*.pass``): its content is the
+  secret.
 - ``known_value``: a value given in ``known`` (and its URL-encoded form),
   wherever it shows.
 """
@@ -65,7 +68,8 @@ _REDIS_DIRECTIVE = re.compile(
     r"|\bCONFIG\s+SET\s+(?:requirepass|masterauth)\s+|\bSENTINEL\s+SET\s+\S+\s+auth-pass\s+"
     r"|--(?:requirepass|masterauth)\s+)"
     r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s\"']+)")
-_SQL_PASSWORD = re.compile(r"(?i)(\bPASSWORD\s+)(E?'(?:[^'\\]|''|\\.)*')")
+# The literal may be cut (pg_stat_activity's query is truncated): then it runs to the end of the line.
+_SQL_PASSWORD = re.compile(r"(?im)(\bPASSWORD\s+)(E?'(?:[^'\\\n]|''|\\.)*(?:'|$))")
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)([^@\s/'\"]+)(@)")
 _CLI_PASSWORD = re.compile(
     r"(?i)((?:^|\s)(?:--[a-z0-9-]*pass(?:word)?|--secret|--token)(?:=|\s+)|\bredis-cli\b[^\n]*?\s-a\s+)"
@@ -82,6 +86,9 @@ _KEYWORD = re.compile(
     r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|''|\\.)*'|[^\s\"',;&}]+)")
 _USERLIST = re.compile(r"(?m)^(\s*\"(?:[^\"]|\"\")+\"\s+\")((?:[^\"]|\"\")*)(\".*)$")
 _PGPASS_NAME = re.compile(r"(?i)pgpass|passfile")
+# A file that holds nothing but a secret (an exporter's password file, a token file): every line goes.
+_SECRET_FILE_NAME = re.compile(r"(?i)(?:^|[/._-])(?:password|secret|token|passphrase)s?(?:\.txt)?$|\.pass$")
+_SECRET_FILE_LINE = re.compile(r"(?m)^()(?!#)(\S.*)$")
 _PGPASS_LINE = re.compile(r"(?m)^((?:(?:[^:\\\n#]|\\.)*:){4})(.+)$")
 
 
@@ -169,6 +176,8 @@ class Redactor(object):
         text = self._sub("userlist", _USERLIST, text, 2)
         if _PGPASS_NAME.search(name or ""):
             text = self._sub("pgpass", _PGPASS_LINE, text, 2)
+        elif _SECRET_FILE_NAME.search(name or ""):
+            text = self._sub("secret_file", _SECRET_FILE_LINE, text, 2)
         return text
 
     def data(self, value, key=""):

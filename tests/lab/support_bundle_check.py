@@ -30,7 +30,8 @@ import leak_check  # noqa: E402  pylint: disable=wrong-import-position
 MASK = "********"
 FORMS = ["env", "env_export", "url_pg", "url_redis", "ini", "conninfo", "yaml", "yaml_api_key", "json", "pgpass",
          "userlist_scram", "userlist_plain", "requirepass", "masterauth", "acl_plain", "acl_hash", "auth_pass",
-         "sentinel_pass", "systemd_quoted", "systemd_plain", "log_sql", "log_config_set", "activity_sql"]
+         "sentinel_pass", "systemd_quoted", "systemd_plain", "log_sql", "log_config_set", "activity_sql",
+         "secret_file"]
 # (canary form, text that must be in the bundle: the key kept, the value masked)
 KEPT = [("env", "DB_PASSWORD=" + MASK), ("env_export", 'API_TOKEN="%s"' % MASK),
         ("url_pg", "postgresql://app:%s@" % MASK), ("url_redis", "redis://:%s@" % MASK),
@@ -44,7 +45,7 @@ KEPT = [("env", "DB_PASSWORD=" + MASK), ("env_export", 'API_TOKEN="%s"' % MASK),
         ("systemd_plain", "REDIS_PASSWORD=" + MASK), ("log_sql", "ALTER ROLE canary PASSWORD '%s'" % MASK),
         ("log_config_set", "CONFIG SET requirepass " + MASK), ("activity_sql", "PASSWORD '%s'" % MASK)]
 RULES = ["keyword", "url_password", "pgpass", "scram_verifier", "userlist", "redis_directive", "redis_acl",
-         "sql_password", "known_value"]
+         "sql_password", "secret_file", "known_value"]
 KEY_FILES = ["etc/dbstack-canary/canary.pem", "etc/dbstack-canary/tls.key"]
 
 
@@ -86,6 +87,7 @@ def plant(directory):
                                % (v["systemd_quoted"], v["systemd_plain"]),
         "app.log": "2026-12-07 01:00:00 UTC [42] LOG:  statement: ALTER ROLE canary PASSWORD '%s';\n"
                    "1:M 07 Dec 2026 01:00:01.000 * CONFIG SET requirepass %s\n" % (v["log_sql"], v["log_config_set"]),
+        "password": "%s\n" % v["secret_file"],
     }
     for name, text in files.items():
         (directory / name).write_text(text)

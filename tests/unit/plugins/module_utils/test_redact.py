@@ -91,6 +91,17 @@ def test_pgpass_only_in_files_named_so():
     assert redact_text(log, name="/var/log/postgresql/postgresql-15-main.log")[0] == log
 
 
+def test_secret_files_and_cut_sql_literals():
+    out, counts = redact_text("cnry-file-40\n", name="/etc/prometheus-postgres-exporter/password")
+    assert out == MASK + "\n" and counts == {"secret_file": 1}
+    assert redact_text("# a comment\ncnry-41\n", name="/run/app/token")[0] == "# a comment\n%s\n" % MASK
+    assert redact_text("cnry-42", name="/etc/redis/app.pass")[0] == MASK
+    assert redact_text("not secret\n", name="/etc/passwords.d/README")[0] == "not secret\n"
+    cut = "query | ALTER ROLE app PASSWORD 'cnry-cut-43\nnext | row\n"
+    out, counts = redact_text(cut)
+    assert "cnry-cut-43" not in out and "next | row" in out and counts == {"sql_password": 1}
+
+
 def test_settings_and_files_are_not_secrets():
     text = ("password_encryption = scram-sha-256\npassfile=/var/lib/postgresql/.pgpass\n"
             "#ssl_passphrase_command_supports_reload = off\n"
