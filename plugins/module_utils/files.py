@@ -21,7 +21,8 @@ def fsync_path(path):
 
 
 def replace_file(path, text, mode, uid=None, gid=None):
-    """Replace (or create) path with text: a temporary file in the same directory, fsync, rename, fsync the directory.
+    """Replace (or create) path with text (str, or bytes written as they are): a temporary file in the same directory,
+    fsync, rename, fsync the directory.
 
     Readers see the old or the new content, never a part; on any failure the original is untouched and the
     temporary file is removed. The new file gets mode, and uid/gid when given and not this process's.
@@ -29,7 +30,7 @@ def replace_file(path, text, mode, uid=None, gid=None):
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
             handle.write(text)
             handle.flush()
             os.fchmod(handle.fileno(), mode)

@@ -185,7 +185,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.dbstack.ha.plugins.module_utils.files import fsync_path
+from ansible_collections.dbstack.ha.plugins.module_utils.files import replace_file
 from ansible_collections.dbstack.ha.plugins.module_utils.redact import Redactor, has_private_key
 
 KEY_NAMES = (".key", "_key", "-key", ".p12", ".pfx", "id_rsa", "id_ecdsa", "id_ed25519")
@@ -287,26 +287,17 @@ class Collector(object):
             self.add(document["name"], "document", to_bytes(document["content"], errors="surrogate_or_replace"))
 
     def write(self, dest):
-        """The archive, 0600, written beside dest and renamed over it."""
-        temp = "%s.%d.partial" % (dest, os.getpid())
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                with tarfile.open(fileobj=handle, mode="w:gz") as archive:
-                    now = time.time()
-                    for name, body in self.members:
-                        info = tarfile.TarInfo("%s/%s" % (self.params["prefix"].strip("/"), name.lstrip("/")))
-                        info.size = len(body)
-                        info.mtime = now
-                        info.mode = 0o600
-                        archive.addfile(info, io.BytesIO(body))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temp, dest)
-            fsync_path(os.path.dirname(dest) or ".")
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        """The archive, 0600, replacing dest whole (module_utils/files.replace_file)."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            now = time.time()
+            for name, body in self.members:
+                info = tarfile.TarInfo("%s/%s" % (self.params["prefix"].strip("/"), name.lstrip("/")))
+                info.size = len(body)
+                info.mtime = now
+                info.mode = 0o600
+                archive.addfile(info, io.BytesIO(body))
+        replace_file(dest, buffer.getvalue(), 0o600)
 
 
 def main():
