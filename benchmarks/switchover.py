@@ -9,9 +9,12 @@ Events (--at: the first this many seconds into the load, each next that many sec
 finished; all must finish before the load ends - the playbook runs slower on a machine busy with the load):
   1     ansible-playbook playbooks/switchover.yml              (to the best standby)
   2     ansible-playbook playbooks/switchover.yml              (back)
-  3     the hand-run baseline (--no-hand skips it): PAUSE appdb on PgBouncer, stop the primary, SELECT pg_promote(),
+  3     the hand-run baseline (--no-hand skips it): empty synchronous_standby_names on the target (ALTER SYSTEM,
+        before the freeze), PAUSE appdb on PgBouncer, stop the primary, SELECT pg_promote(),
         rewrite [databases] with sed, RELOAD, RESUME - as REFERENCE.md's "planned switchover by hand" (745 ms); it
-        leaves the old primary stopped, so afterwards postgres_ha rejoins it (postgres_ha_rejoin=true).
+        leaves the old primary stopped and the other PgBouncers and standbys where they were, so afterwards
+        postgres_ha rejoins it (postgres_ha_rejoin=true), the other standbys follow and the pgbouncer role
+        repoints every PgBouncer.
 Prints per switchover: the client-visible write freeze (the writer's longest gap between two acknowledged writes
 around the event), failed writes, the playbook's wall time; then pgbench's failed transactions and connection errors,
 and acknowledged writes lost (acknowledged sequence numbers missing on the final primary). Goals (issue 12): 0 failed
@@ -36,7 +39,7 @@ import psycopg
 
 import lablib  # tests/lablib.py (this directory holds a symlink to it)
 
-PG_HOSTS = ("pg1", "pg2")
+PG_HOSTS = ("pg1", "pg2", "pg3")
 SERVICE = "postgresql@15-main"
 REFERENCE = [("planned switchover by hand (REFERENCE.md, TPC-B c=20)", "745 ms freeze, 0 failed"),
              ("Patroni API switchover", "new leader within 5 s"),
@@ -94,6 +97,11 @@ def hand_switchover(lab, old, new):
     """REFERENCE.md's hand procedure: PAUSE, stop, promote, sed, RELOAD, RESUME (no checks at all)."""
     admin = lablib.conninfo(host=lab.address("pgb1"), port=6432, dbname="pgbouncer", user=lablib.PGBOUNCER_ADMIN[0],
                             password=lab.secret(lablib.PGBOUNCER_ADMIN[1]), sslmode="require")
+    # With synchronous replication the new primary would make every commit wait for standbys that are not
+    # connected to it yet: empty its synchronous_standby_names first (before the freeze, as the playbook does).
+    with psycopg.connect(lab.postgres_dsn(new), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
+        conn.execute("SELECT pg_reload_conf()")
     start = time.monotonic()
     with psycopg.connect(admin, autocommit=True) as console:
         console.pgconn.exec_(b"PAUSE appdb")
@@ -114,6 +122,12 @@ REJOIN = """- hosts: postgres
   roles:
     - role: dbstack.ha.postgres_ha
       postgres_ha_rejoin: true
+- hosts: pgbouncer
+  gather_facts: true
+  gather_subset: [min, network]
+  become: true
+  roles:
+    - role: dbstack.ha.pgbouncer
 """
 
 

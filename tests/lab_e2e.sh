@@ -91,7 +91,7 @@ lab/timed "e2e health" ansible-playbook -i "$inv" playbooks/health.yml -e lab_na
     -e health_report_file="$PWD/$log/health1.json" >"$log/health1.log" 2>&1 || { tail -n 60 "$log/health1.log"; exit 1; }
 recap_ok "$log/health1.log" 1
 health_json "$log/health1.json" true
-ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=stopped" \
+ansible -i "$inv" pgb1 -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=stopped" \
     >"$log/pgbouncer_stop.log" 2>&1 || { tail -n 20 "$log/pgbouncer_stop.log"; exit 1; }
 # (inverted: the step is ok when health fails)
 lab/timed "e2e health, PgBouncer stopped (must fail)" bash -c '! "$@"' _ ansible-playbook -i "$inv" \
@@ -100,9 +100,9 @@ lab/timed "e2e health, PgBouncer stopped (must fail)" bash -c '! "$@"' _ ansible
 grep -q "pgbouncer_up pgb1: the admin console did not answer" "$log/health2.log" \
     || { echo "the failure does not name pgbouncer_up: see $log/health2.log"; exit 1; }
 health_json "$log/health2.json" false "pgbouncer_up pgb1"
-ansible -i "$inv" pgbouncer -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=started" \
+ansible -i "$inv" pgb1 -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=started" \
     >"$log/pgbouncer_start.log" 2>&1 || { tail -n 20 "$log/pgbouncer_start.log"; exit 1; }
-ansible -i "$inv" pgbouncer -e lab_name="$name" -m ansible.builtin.wait_for -a "port=6432 timeout=30" \
+ansible -i "$inv" pgb1 -e lab_name="$name" -m ansible.builtin.wait_for -a "port=6432 timeout=30" \
     >>"$log/pgbouncer_start.log" 2>&1 || { tail -n 20 "$log/pgbouncer_start.log"; exit 1; }
 echo "lab e2e: health passed on the healthy stack (check mode, changed=0), failed naming pgbouncer_up when it was stopped"
 

@@ -181,6 +181,16 @@ class Lab(object):
             self._addresses[host] = podman_address(self.container(host))
         return self._addresses[host]
 
+    def init_pid(self, host):
+        """The host's container's init process as the machine sees it (SIGKILL it to crash the host at once)."""
+        return int(run(["podman", "inspect", "-f", "{{.State.Pid}}", self.container(host)]).strip())
+
+    def running(self, host):
+        """Whether the host's container is running."""
+        proc = subprocess.run(["podman", "inspect", "-f", "{{.State.Running}}", self.container(host)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, check=False)
+        return proc.stdout.strip() == "true"
+
     def secret(self, name):
         if name not in self._secrets:
             self._secrets[name] = read_secret(os.path.join(self.credentials, name))
