@@ -16,7 +16,9 @@ description:
   - Who the PostgreSQL primary is comes from dbstack.ha.pg_current_primary, who the Redis master is from
     dbstack.ha.redis_current_master; this filter never decides either on its own.
   - 'Checks: C(host_reachable); C(postgres_up), C(postgres_primary) (exactly one), C(postgres_standby_streaming)
-    and C(postgres_replication_lag) per standby, C(postgres_slot) per replication slot (active, WAL retained);
+    and C(postgres_replication_lag) per standby, C(postgres_sync) (with synchronous replication configured, the
+    primary has a synchronous standby; empty names after a switchover or failover relaxed them warn), C(postgres_slot)
+    per replication slot (active, WAL retained);
     C(pgbouncer_up), C(pgbouncer_waiting) (clients waiting longer than the limit), C(pgbouncer_fd) (descriptors
     PgBouncer may need against its process limit); C(redis_up), C(redis_master) (one master), C(redis_replica)
     per replica (linked to that master), C(sentinel_agreement) per Sentinel; C(prometheus_up),
@@ -29,7 +31,8 @@ options:
         C(postgres) (registered C(postgresql_query) of the role's query), C(pgbouncer) (registered
         dbstack.ha.pgbouncer_info), C(redis) / C(sentinel) (registered C(community.general.redis_info)) with
         C(address), C(prometheus) (C(targets) and C(alerts), registered C(uri) results of the API), C(slot) (the
-        replication slot name a standby uses), and C(files) (the output of the role's read of disks, certificates
+        replication slot name a standby uses), C(sync_mode) (the configured synchronous replication, C(none),
+        C(first) or C(any)), and C(files) (the output of the role's read of disks, certificates
         and backup metrics, one C(kind value...) per line).
     type: list
     elements: dict
@@ -223,6 +226,8 @@ class Report(object):
                              ", replay lag %ss" % row.get("replay_lag_seconds")
                              if row.get("replay_lag_seconds") is not None else ""))
 
+        self.synchronous(primary_row, replication)
+
         max_retained = int(self.limit("slot_retained_bytes", 1024 * 1024 * 1024))
         for slot in primary_row.get("slots") or []:
             retained = float(slot.get("retained_bytes") or 0)
@@ -236,6 +241,26 @@ class Report(object):
                 self.add("postgres_slot", target, "warn", detail)
             else:
                 self.add("postgres_slot", target, "ok", detail)
+
+    def synchronous(self, row, replication):
+        """With FIRST/ANY N configured: the primary has a synchronous standby (else every commit hangs)."""
+        if not self.primary:
+            return
+        mode = str(self.hosts[self.primary].get("sync_mode") or "none").lower()
+        names = str(row.get("sync_names") or "").strip()
+        if mode == "none" and not names:
+            return
+        sync = sorted(name for name, r in replication.items() if r.get("sync_state") in ("sync", "quorum"))
+        if not names:
+            self.add("postgres_sync", self.primary, "warn",
+                     "synchronous replication (%s) is relaxed: synchronous_standby_names is empty (an ALTER SYSTEM "
+                     "override left by a switchover or failover); commits are asynchronous until site.yml restores "
+                     "it" % mode.upper())
+        elif sync:
+            self.add("postgres_sync", self.primary, "ok", "%s: %s" % (names, ", ".join(sync)))
+        else:
+            self.add("postgres_sync", self.primary, "fail",
+                     "%s names no connected standby: every commit waits for one" % names)
 
     # -- PgBouncer ---------------------------------------------------------------------------------------------
     def pgbouncer(self):

@@ -34,3 +34,26 @@ def create_missing_slots(conn, names, dry_run=False):
         for name in missing:
             conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
     return missing
+
+
+def relax_sync(conn, dry_run=False):
+    """Empty synchronous_standby_names with ALTER SYSTEM (then reload), so that commits do not wait for a standby.
+
+    Used across a primary change: the new primary's standbys are not connected yet, and with FIRST/ANY N every commit
+    would hang until they are. postgres_ha's sync entry point resets the override once enough standbys stream.
+    ALTER SYSTEM also works on a standby (it only writes postgresql.auto.conf). Returns the value it had, or None when
+    it was empty already (nothing to do).
+    """
+    current = conn.execute("SELECT current_setting('synchronous_standby_names')").fetchone()[0] or ""
+    if not current.strip():
+        return None
+    if not dry_run:
+        conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
+        conn.execute("SELECT pg_reload_conf()")
+    return current
+
+
+def restore_sync(conn):
+    """Drop relax_sync's override (ALTER SYSTEM RESET, reload): the configuration file's value applies again."""
+    conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+    conn.execute("SELECT pg_reload_conf()")

@@ -86,6 +86,17 @@ options:
         that will follow it - so that no WAL they need is recycled before they connect.
     type: list
     elements: str
+  relax_sync:
+    description:
+      - Right after the promotion, empty C(synchronous_standby_names) on the new primary with C(ALTER SYSTEM) when it
+        is set, so that commits do not hang until its standbys have reconnected (with FIRST or ANY N, every commit
+        waits for a standby that is not there yet). Done after the promotion, since a configuration reload just
+        before it delays the end of recovery by C(wal_retrieve_retry_interval).
+      - The override stays until the C(sync) entry point of the C(dbstack.ha.postgres_ha) role resets it, once
+        enough standbys stream (the failover playbook runs it). Until then commits are asynchronous, as with
+        Patroni's non-strict synchronous mode.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -128,6 +139,14 @@ EXAMPLES = r"""
     force: true
   register: promotion
 
+- name: Failover with synchronous replication - commits do not wait for standbys that are still reconnecting
+  dbstack.ha.pg_promote:
+    login_unix_socket: /var/run/postgresql
+    check_upstream: false
+    relax_sync: true
+  become: true
+  become_user: postgres
+
 - name: Show the new timeline
   ansible.builtin.debug:
     msg: "promoted in {{ promotion.elapsed_ms }} ms, timeline {{ promotion.timeline_before }} -> {{ promotion.timeline_after }}"
@@ -139,6 +158,13 @@ replayed_lsn:
   returned: when wait_for_lsn is set and the server was in recovery
   type: str
   sample: 0/3000200
+sync_relaxed:
+  description:
+    - The C(synchronous_standby_names) that O(relax_sync) emptied (in check mode would empty), or null when it was
+      empty already or O(relax_sync=false).
+  returned: when the server is promoted
+  type: str
+  sample: FIRST 1 ("pg1", "pg2", "pg3")
 slots_created:
   description: The slots of O(slots) that were (in check mode would be) created before the promotion.
   returned: when the server is promoted
@@ -202,7 +228,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, wait_replayed_past
+from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, relax_sync, wait_replayed_past
 from ansible_collections.dbstack.ha.plugins.module_utils.pg_tools import ToolError, find_pg_tool
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     build_conninfo,
@@ -370,6 +396,7 @@ class Promoter(object):
         result["slots_created"] = create_missing_slots(self.conn, params["slots"] or [], dry_run=self.module.check_mode)
         if self.module.check_mode:
             result["promoted"] = True
+            result["sync_relaxed"] = relax_sync(self.conn, dry_run=True) if params["relax_sync"] else None
             return result
 
         start = time.monotonic()
@@ -390,6 +417,9 @@ class Promoter(object):
             result["promoted"] = not self.in_recovery()
             result["elapsed_ms"] = round((time.monotonic() - start) * 1000.0, 1)
 
+        result["sync_relaxed"] = None
+        if params["relax_sync"] and result["promoted"]:
+            result["sync_relaxed"] = relax_sync(self.conn)
         after = self.state()
         result["lsn"] = after["lsn"]
         if not after["recovery"]:
@@ -411,6 +441,7 @@ def main():
         wait_for_lsn=dict(type="str"),
         wait_for_lsn_timeout=dict(type="int", default=30),
         slots=dict(type="list", elements="str"),
+        relax_sync=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)

@@ -89,6 +89,18 @@ options:
     type: list
     elements: str
     default: []
+  relax_sync:
+    description:
+      - Before the freeze, while the target is still a standby, empty its C(synchronous_standby_names) with
+        C(ALTER SYSTEM) when set. Once promoted it then does not make every commit wait for standbys that have not
+        reconnected to it yet (with FIRST or ANY N they would hang until the followers and the old primary stream
+        from it). Done before the freeze, since a configuration reload just before the promotion delays the end of
+        recovery by C(wal_retrieve_retry_interval).
+      - The C(sync) entry point of the C(dbstack.ha.postgres_ha) role resets the override once enough standbys
+        stream again (the switchover playbook runs it). When the switchover is rolled back the override is reset at
+        once.
+    type: bool
+    default: false
 notes:
   - The connection options (O(login_host), O(login_user) ...) are the target standby's. Its user must be allowed to
     call C(pg_promote()) and create replication slots (a superuser).
@@ -147,13 +159,17 @@ promoted:
   description: Whether the target was promoted.
   returned: always
   type: bool
+sync_relaxed:
+  description: The C(synchronous_standby_names) that O(relax_sync) emptied on the target, or null.
+  returned: always
+  type: str
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, wait_replayed_past
+from ansible_collections.dbstack.ha.plugins.module_utils.pg_standby import create_missing_slots, relax_sync, restore_sync, wait_replayed_past
 from ansible_collections.dbstack.ha.plugins.module_utils.pgbouncer import pause, quote_db_name
 from ansible_collections.dbstack.ha.plugins.module_utils.postgres import (
     ConnectionParamsError,
@@ -183,9 +199,10 @@ class Switchover(object):
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.result = dict(changed=False, promoted=False, timings_ms={})
+        self.result = dict(changed=False, promoted=False, timings_ms={}, sync_relaxed=None)
         self.paused = []  # (spec, database)
         self.start = None
+        self.target = None
 
     def mark(self, step, since):
         now = time.monotonic()
@@ -204,6 +221,14 @@ class Switchover(object):
             notes.append("PgBouncer resumed (%s)" % ", ".join(resumed))
         if left:
             notes.append("RESUME FAILED on %s: run RESUME on their admin consoles" % ", ".join(left))
+        if self.result["sync_relaxed"] is not None:
+            try:
+                restore_sync(self.target)
+                self.result["sync_relaxed"] = None
+                notes.append("the target's synchronous_standby_names override was reset")
+            except Exception as exc:  # pylint: disable=broad-except
+                notes.append("resetting the target's synchronous_standby_names FAILED (%s): run ALTER SYSTEM RESET "
+                             "synchronous_standby_names and reload there" % str(exc).strip())
         self.module.fail_json(msg="switchover stopped at %s: %s. %s; the target was not promoted." % (
             step, cause, "; ".join(notes) or "nothing was changed"), **self.result)
 
@@ -233,6 +258,7 @@ class Switchover(object):
     def run(self):
         params, module, result = self.params, self.module, self.result
         target, _info = connect(module, service="the target standby")
+        self.target = target
         if not target.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             module.fail_json(msg="the target is not a standby (it is not in recovery): nothing was changed", **result)
         consoles = []
@@ -246,6 +272,12 @@ class Switchover(object):
             result["changed"] = True
             return result
 
+        if params["relax_sync"]:
+            try:
+                result["sync_relaxed"] = relax_sync(target)
+            except psycopg.Error as exc:
+                module.fail_json(msg="relax_sync: emptying synchronous_standby_names on the target failed (%s): nothing "
+                                     "else was changed" % str(exc).strip(), **result)
         t0 = self.start = time.monotonic()
         try:
             for console in consoles:
@@ -340,6 +372,7 @@ def main():
         pg_controldata=dict(type="path", required=True),
         replay_timeout=dict(type="int", default=30),
         slots=dict(type="list", elements="str", default=[]),
+        relax_sync=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=postgres_mutually_exclusive(),
                            supports_check_mode=True)

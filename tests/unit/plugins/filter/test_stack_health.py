@@ -237,3 +237,31 @@ def test_a_postgres_node_that_did_not_answer():
     assert ("postgres_up", "pg1") in failed(report) and ("postgres_primary", "cluster") in failed(report)
     assert "connection refused" in [c for c in report["checks"] if c["target"] == "pg1"
                                     and c["check"] == "postgres_up"][0]["detail"]
+
+
+def test_synchronous_replication_is_judged_only_when_configured():
+    hosts = healthy()
+    report = judge(hosts)
+    assert not [c for c in report["checks"] if c["check"] == "postgres_sync"]
+
+    row = host(hosts, "pg1")["postgres"]["query_result"][0]
+    host(hosts, "pg1")["sync_mode"] = "first"
+    row["sync_names"] = 'FIRST 1 ("pg1", "pg2")'
+    row["replication"][0]["sync_state"] = "sync"
+    report = judge(hosts)
+    assert status(report, "postgres_sync", "pg1") == "ok" and report["ok"]
+
+    row["replication"][0]["sync_state"] = "async"  # named, but none is synchronous: commits hang
+    report = judge(hosts)
+    assert failed(report) == [("postgres_sync", "pg1")]
+    assert "every commit waits" in report["failed"][0]
+
+    row["sync_names"] = ""  # relaxed by a switchover or failover, not restored yet
+    report = judge(hosts)
+    assert status(report, "postgres_sync", "pg1") == "warn" and report["ok"]
+    assert "relaxed" in report["warnings"][0]
+
+    host(hosts, "pg1")["sync_mode"] = "none"
+    row["sync_names"] = 'ANY 1 ("pg1", "pg2")'  # set by hand though not configured: still judged
+    row["replication"][0]["sync_state"] = "quorum"
+    assert status(judge(hosts), "postgres_sync", "pg1") == "ok"
