@@ -52,7 +52,7 @@ _value:
 
 import re
 
-_LSN = re.compile(r"\b([0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8})\b")
+_STOP = re.compile(r"\b(?:at|LSN) ([0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8})\b")
 
 
 def _lsn(text):
@@ -81,7 +81,9 @@ def pg_wal_loss(summary, switchpoint, timeline, segment_size=16777216):
         result.update(known=False, lost_commits=None, end_lsn="")
         return result
     match = re.search(r"invalid record length at (\S+?):", error)
-    ends = [match.group(1)] if match else _LSN.findall(error)
+    # Only positions where reading stopped ("at X", "LSN X"): a message such as "record with incorrect prev-link
+    # 6E6F/746F at 0/425C880" (a recycled segment's old bytes, seen on a rewound standby) names garbage too.
+    ends = [match.group(1)] if match else _STOP.findall(error)
     end = max([_lsn(e) for e in ends] + [start])
     result["lost_bytes"] = end - start
     result["end_lsn"] = "%X/%X" % (end >> 32, end & 0xFFFFFFFF)

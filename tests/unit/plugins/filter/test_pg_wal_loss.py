@@ -36,3 +36,12 @@ def test_a_list_of_lines_works_too():
              "pg_waldump: error: error in WAL record at 0/5000300: invalid record length at 0/5000400: wanted 24, got 0"]
     loss = pg_wal_loss(lines, "0/5000148", 1)
     assert loss["lost_commits"] == 2 and loss["lost_bytes"] == 0x400 - 0x148
+
+
+def test_a_bad_prev_link_does_not_count_its_garbage_lsn():
+    # A standby's recycled segment past its last record: the prev-link read there is old bytes, not a position.
+    out = ("Transaction/COMMIT    200 ( 50.00)    6800 ( 40.00)\n"
+           "pg_waldump: error: error in WAL record at 0/425C848: record with incorrect prev-link 6E6F7420/66696C65 "
+           "at 0/425C880")
+    loss = pg_wal_loss(out, "0/4254480", 5)
+    assert loss["end_lsn"] == "0/425C880" and loss["lost_bytes"] == 0x425C880 - 0x4254480

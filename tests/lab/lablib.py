@@ -1,0 +1,1 @@
+../lablib.py
