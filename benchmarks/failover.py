@@ -14,14 +14,15 @@ Each cycle:
      that synchronous replication does not hang its commits, and pgbouncer_reload with pause: false, REFERENCE.md's
      "hand failover");
   4. RTO = from the fault to the writer's first acknowledged write; failed writes in between;
-  5. the old primary's container is started again (unpaused): its PostgreSQL must not come back as a primary (the
-     start guard refuses it; a frozen one is stopped by its watchdog); playbooks/rejoin.yml makes it a standby with
+  5. the old primary's container is started again (unpaused, reconnected): its PostgreSQL must not come back as a
+     primary (the start guard refuses it; a frozen one is stopped by its watchdog; a partitioned one was fenced); playbooks/rejoin.yml makes it a standby with
      pg_rewind and reports the WAL it had that the new primary never got (data loss in bytes and commits);
   6. acknowledged writes missing on the new primary are counted (RPO).
 Prints one line per cycle, the median, and the baselines side by side. Goal (issue 12): kill to first write <= 5 s
 (median, quiet machine); --max-rto sets the pass mark (CI uses 10). Exit 1 when a cycle misses it or fails.
 
-    python benchmarks/failover.py [--lab-name dbstack] [--runs 5] [--load] [--frozen] [--no-hand] [--max-rto 5]
+    python benchmarks/failover.py [--lab-name dbstack] [--runs 5] [--load] [--frozen | --partition] [--no-hand]
+                                  [--max-rto 5]
 
 Traffic goes only to the lab's addresses; every loop is bounded.
 """
@@ -145,12 +146,17 @@ def cycle(lab, args, writer, logdir, index, hand):
     """One fault and its recovery; returns a result dict."""
     old = primary_of(lab)
     standby = [h for h in PG_HOSTS if h != old][0]
-    name = "%s %s (%s)" % ("hand" if hand else "failover.yml", "frozen" if args.frozen and not hand else "kill", old)
+    fault = "kill" if hand else args.fault
+    name = "%s %s (%s)" % ("hand" if hand else "failover.yml", fault, old)
     result = dict(name=name, old=old, new=None, ok=False, rto=None, failed_writes=0, wall=None, note="")
-    pid = None if args.frozen and not hand else lab.init_pid(old)
+    pid = lab.init_pid(old) if fault == "kill" else None
+    address = lab.address(old)
     t_fault = time.monotonic()
-    if pid is None:
+    if fault == "frozen":
         subprocess.run(["podman", "pause", lab.container(old)], stdout=subprocess.DEVNULL, check=True)
+    elif fault == "partition":
+        subprocess.run(["podman", "network", "disconnect", lab.network, lab.container(old)], stdout=subprocess.DEVNULL,
+                       check=True)
     else:
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not lab.running(old), 30, 0.1)
@@ -178,8 +184,9 @@ def cycle(lab, args, writer, logdir, index, hand):
         return result
 
     # The old primary's host comes back: no second primary.
-    back = ["podman", "unpause", lab.container(old)] if args.frozen and not hand else \
-        ["podman", "start", lab.container(old)]
+    back = dict(frozen=["podman", "unpause", lab.container(old)],
+                partition=["podman", "network", "connect", "--ip", address, "--alias", old, lab.network,
+                           lab.container(old)]).get(fault, ["podman", "start", lab.container(old)])
     subprocess.run(back, stdout=subprocess.DEVNULL, check=True)
     seen = []
     state = wait_for(lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None),
@@ -207,10 +214,14 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--load", action="store_true", help="pgbench TPC-B through PgBouncer during the cycles")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--frozen", action="store_true", help="freeze the primary (podman pause) instead of killing it")
+    faults = parser.add_mutually_exclusive_group()
+    faults.add_argument("--frozen", action="store_true", help="freeze the primary (podman pause) instead of killing it")
+    faults.add_argument("--partition", action="store_true",
+                        help="cut the primary off the lab network (podman network disconnect) instead of killing it")
     parser.add_argument("--no-hand", action="store_true", help="skip the hand-run baseline")
     parser.add_argument("--max-rto", type=float, default=5.0)
     args = parser.parse_args()
+    args.fault = "frozen" if args.frozen else ("partition" if args.partition else "kill")
     if not (1 <= args.runs <= 10 and 1 <= args.clients <= 200 and 1 <= args.max_rto <= 120):
         parser.error("--runs 1..10, --clients 1..200, --max-rto 1..120")
     lab = lablib.Lab(args.lab_name)
@@ -290,7 +301,7 @@ def main():
     lost = [s for s in acked if s not in stored]
     ours = [r["rto"] for r in results if not r["name"].startswith("hand") and r["rto"]]
     hand = [r["rto"] for r in results if r["name"].startswith("hand") and r["rto"]]
-    fault = "frozen host" if args.frozen else "container SIGKILL"
+    fault = dict(frozen="frozen host", partition="network partition").get(args.fault, "container SIGKILL")
     load = ", pgbench c=%d" % args.clients if args.load else ", quiet"
     print("\n== unplanned failover (%s%s), %d cycles ==" % (fault, load, len(results)))
     print("failover.yml: kill to first write median %s s (min %s, max %s); goal <= %.1f s" % (

@@ -8,7 +8,8 @@
 # lock), site.yml changed=0, health, switchover back; failover refused on a
 # healthy stack, then a killed and a frozen primary failed over (the old one
 # stays down or stops itself, and rejoins with pg_rewind), site.yml changed=0
-# after each, health; then remove it.
+# after each; a standby ahead of a forced failover's target rewound by
+# rejoin.yml; health; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -87,10 +88,21 @@ if report["ok"] is not want_ok or failed != want:
 print("health report %s: %d checks, ok=%s, failed %s" % (path, len(report["checks"]), report["ok"], failed))
 PY
 }
+# The lab runs synchronous replication (FIRST 1): the primary must have a synchronous standby.
+sync_ok() {  # FILE
+    python - "$1" <<'PY'
+import json, sys
+checks = [c for c in json.load(open(sys.argv[1]))["checks"] if c["check"] == "postgres_sync"]
+if [c["status"] for c in checks] != ["ok"]:
+    sys.exit("health report %s: postgres_sync should be one ok check, got %s" % (sys.argv[1], checks))
+print("synchronous replication: %s" % checks[0]["detail"])
+PY
+}
 lab/timed "e2e health" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" --check -vvv --diff \
     -e health_report_file="$PWD/$log/health1.json" >"$log/health1.log" 2>&1 || { tail -n 60 "$log/health1.log"; exit 1; }
 recap_ok "$log/health1.log" 1
 health_json "$log/health1.json" true
+sync_ok "$log/health1.json"
 ansible -i "$inv" pgb1 -e lab_name="$name" -b -m ansible.builtin.systemd_service -a "name=pgbouncer state=stopped" \
     >"$log/pgbouncer_stop.log" 2>&1 || { tail -n 20 "$log/pgbouncer_stop.log"; exit 1; }
 # (inverted: the step is ok when health fails)
@@ -177,6 +189,7 @@ report = json.load(open(sys.argv[1]))
 assert report["ok"] and report["primary"] == "pg2", (report["primary"], report["failed"])
 print("health after the switchover: ok, primary %s" % report["primary"])
 PY
+sync_ok "$log/health4.json"
 lab/timed "e2e switchover back" ansible-playbook -i "$inv" playbooks/switchover.yml -e lab_name="$name" \
     -e dbstack_switchover_target=pg1 >"$log/switchover2.log" 2>&1 || { tail -n 80 "$log/switchover2.log"; exit 1; }
 recap_ok "$log/switchover2.log" 0
@@ -206,10 +219,20 @@ cat "$log/failover_frozen.txt"
 lab/timed "e2e site.yml after the second failover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
     >"$log/converge6.log" 2>&1 || { tail -n 60 "$log/converge6.log"; exit 1; }
 recap_ok "$log/converge6.log" 1
+# A standby ahead of the one a forced failover promotes (tests/lab/diverged_standby.py): stopped while rows are
+# written, the primary killed, the lagging standby promoted with failover_force; rejoin.yml must find the other one
+# diverged and rewind it with the old primary, and every standby stream again; site.yml then changed=0.
+lab/timed "e2e diverged standby rewound" python tests/lab/diverged_standby.py --lab-name "$name" \
+    >"$log/diverged.txt" 2>&1 || { cat "$log/diverged.txt"; exit 1; }
+cat "$log/diverged.txt"
+lab/timed "e2e site.yml after the diverged standby" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge7.log" 2>&1 || { tail -n 60 "$log/converge7.log"; exit 1; }
+recap_ok "$log/converge7.log" 1
 lab/timed "e2e health after the failovers" ansible-playbook -i "$inv" playbooks/health.yml -e lab_name="$name" \
     -e health_report_file="$PWD/$log/health5.json" >"$log/health5.log" 2>&1 || { tail -n 60 "$log/health5.log"; exit 1; }
 health_json "$log/health5.json" true
-echo "lab e2e: failover refused on a healthy stack; two failovers (killed, frozen), each old primary refused or stopped, rewound and rejoined; site.yml changed=0"
+sync_ok "$log/health5.json"
+echo "lab e2e: failover refused on a healthy stack; two failovers (killed, frozen), each old primary refused or stopped, rewound and rejoined; a diverged standby rewound; site.yml changed=0"
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).

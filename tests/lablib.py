@@ -169,6 +169,7 @@ class Lab(object):
 
     def __init__(self, name=DEFAULT_LAB_NAME, credentials=CREDENTIALS):
         self.name = name
+        self.network = name  # lab/up.yml names the podman network after the lab
         self.credentials = credentials
         self._addresses = {}
         self._secrets = {}

@@ -169,3 +169,23 @@ def test_wait_for_lsn_and_slots(primary, standby, tmp_path):
                         "WHERE restart_lsn IS NOT NULL") == "follower_a,follower_b"
     _out, bad = run_module("dbstack.ha.pg_promote", args_for(standby, wait_for_lsn="latest"), tmp_path, expect_rc=2)
     assert "wait_for_lsn must be an LSN" in bad["msg"]
+
+
+def test_relax_sync_empties_synchronous_standby_names_after_the_promotion(standby, tmp_path):
+    # The standby carries FIRST 1 over a name that never connects: promoted as it is, every commit would wait.
+    standby.psql("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (nobody)'")
+    standby.psql("SELECT pg_reload_conf()")
+    _out, preview = run_module("dbstack.ha.pg_promote", args_for(standby, force=True, relax_sync=True), tmp_path,
+                               check=True)
+    assert preview["promoted"] is True and preview["sync_relaxed"] == "FIRST 1 (nobody)"
+    assert standby.psql("SELECT pg_is_in_recovery()") == "t"
+    assert standby.psql("SHOW synchronous_standby_names") == "FIRST 1 (nobody)"
+    _out, result = run_module("dbstack.ha.pg_promote", args_for(standby, force=True, relax_sync=True), tmp_path)
+    assert result["promoted"] is True and result["sync_relaxed"] == "FIRST 1 (nobody)"
+    assert standby.psql("SHOW synchronous_standby_names") == ""
+    # A commit on the new primary completes (it would wait forever for "nobody" otherwise): bounded by timeout.
+    standby.psql("SET statement_timeout = '10s'; INSERT INTO t (note) VALUES ('not waiting for a standby')")
+    assert standby.psql("SELECT count(*) FROM t WHERE note = 'not waiting for a standby'") == "1"
+    # Nothing to relax any more: sync_relaxed is null, and a re-run is unchanged.
+    _out, again = run_module("dbstack.ha.pg_promote", args_for(standby, relax_sync=True), tmp_path)
+    assert again["changed"] is False
