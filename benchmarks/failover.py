@@ -126,16 +126,6 @@ def playbook(lab, path, *extra):
     return lab.playbook(path, *extra)
 
 
-def wait_for(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return None
-
-
 def unit_state(lab, host):
     proc = subprocess.run(["podman", "exec", lab.container(host), "systemctl", "is-active", SERVICE],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, check=False)
@@ -159,7 +149,7 @@ def cycle(lab, args, writer, logdir, index, hand):
                        check=True)
     else:
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not lab.running(old), 30, 0.1)
+        lablib.wait_for(lambda: not lab.running(old), 30, 0.1)
     if hand:
         path = os.path.join(logdir, "hand.yml")
         with open(path, "w") as handle:
@@ -170,7 +160,7 @@ def cycle(lab, args, writer, logdir, index, hand):
     with open(os.path.join(logdir, "cycle%d.log" % index), "w") as handle:
         handle.write(out)
     result["wall"] = seconds
-    outage = wait_for(lambda: writer.outage_after(t_fault), 30, 0.1)
+    outage = lablib.wait_for(lambda: writer.outage_after(t_fault), 30, 0.1)
     first = outage[0] if outage else None
     result["rto"] = (first - t_fault) if first else None
     window = [(t - t_fault, e) for t, e in writer.errors if t_fault <= t <= (first or time.monotonic())]
@@ -189,7 +179,7 @@ def cycle(lab, args, writer, logdir, index, hand):
                            lab.container(old)]).get(fault, ["podman", "start", lab.container(old)])
     subprocess.run(back, stdout=subprocess.DEVNULL, check=True)
     seen = []
-    state = wait_for(lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None),
+    state = lablib.wait_for(lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None),
                      90, 1)
     time.sleep(2)
     result["came_back"] = state or unit_state(lab, old)

@@ -48,6 +48,18 @@ def run(argv, **kwargs):
     return subprocess.run(argv, check=True, stdout=subprocess.PIPE, universal_newlines=True, **kwargs).stdout
 
 
+def wait_for(predicate, timeout, step=0.5):
+    """Call predicate every step seconds until it returns something true (returned), at most timeout seconds (None)."""
+    import time  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
 def container(lab_name, host):
     return "%s-%s" % (lab_name, host)
 

@@ -50,9 +50,19 @@ _value:
 """
 
 
-def _lsn(text):
+def lsn_number(text):
     high, _sep, low = str(text).strip().partition("/")
     return (int(high, 16) << 32) + int(low, 16)
+
+
+def timeline_switchpoints(history):
+    """A timeline history file -> {timeline: LSN where the history left it} (the fork of the next timeline)."""
+    points = {}
+    for line in (history or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and "/" in fields[1]:
+            points[int(fields[0])] = fields[1]
+    return points
 
 
 def pg_controldata_facts(text):
@@ -78,15 +88,11 @@ def pg_rejoin_check(controldata, history, primary_timeline):
                   timeline=None, switchpoint="", state=state)
     try:
         timeline = result["timeline"] = int(facts.get("Latest checkpoint's TimeLineID", ""))
-        checkpoint = _lsn(result["checkpoint"])
+        checkpoint = lsn_number(result["checkpoint"])
     except ValueError:
         result["reason"] = "pg_controldata did not give a checkpoint and a timeline: is this a PostgreSQL data directory?"
         return result
-    switchpoints = {}
-    for line in (history or "").splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].isdigit() and "/" in fields[1]:
-            switchpoints[int(fields[0])] = fields[1]
+    switchpoints = timeline_switchpoints(history)
     if timeline == int(primary_timeline):
         result["reason"] = ("it is on the current primary's timeline %d but is not a standby of it: two primaries "
                             "were made from one timeline; rebuild it" % timeline)
@@ -102,7 +108,7 @@ def pg_rejoin_check(controldata, history, primary_timeline):
                             "got past %s, where timeline %s forked from %d, so it needs pg_rewind" % (
                                 state or "unknown", result["switchpoint"], primary_timeline, timeline))
         return result
-    if checkpoint >= _lsn(result["switchpoint"]):
+    if checkpoint >= lsn_number(result["switchpoint"]):
         result["reason"] = ("its WAL goes past %s, where the current primary's timeline %s forked from %d (its last "
                             "checkpoint is at %s): it diverged and needs pg_rewind" % (
                                 result["switchpoint"], primary_timeline, timeline, result["checkpoint"]))

@@ -53,19 +53,7 @@ _value:
   type: dict
 """
 
-
-def _lsn(text):
-    high, _sep, low = str(text).strip().partition("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
-def _switchpoints(history):
-    points = {}
-    for line in (history or "").splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].isdigit() and "/" in fields[1]:
-            points[int(fields[0])] = fields[1]
-    return points
+from ansible_collections.dbstack.ha.plugins.filter.pg_rejoin import lsn_number, timeline_switchpoints
 
 
 def pg_standby_diverged(timeline, replay_lsn, history, primary_timeline):
@@ -76,7 +64,7 @@ def pg_standby_diverged(timeline, replay_lsn, history, primary_timeline):
     if timeline == primary_timeline:
         result["reason"] = "on the primary's timeline %d" % timeline
         return result
-    points = _switchpoints(history)
+    points = timeline_switchpoints(history)
     if timeline > primary_timeline or timeline not in points:
         result.update(diverged=True, action="rebuild", reason=(
             "its timeline %d is not in the current primary's history (timeline %d): not of this cluster's lineage"
@@ -84,7 +72,7 @@ def pg_standby_diverged(timeline, replay_lsn, history, primary_timeline):
         return result
     result["switchpoint"] = points[timeline]
     try:
-        ahead = _lsn(replay_lsn) - _lsn(points[timeline])
+        ahead = lsn_number(replay_lsn) - lsn_number(points[timeline])
     except ValueError:
         result.update(diverged=True, action="rewind", reason="no replay position (%r) to compare with the fork at %s"
                       % (replay_lsn, points[timeline]))

@@ -22,7 +22,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 
@@ -31,16 +30,6 @@ import lablib  # tests/lablib.py (this directory holds a symlink to it)
 PG_HOSTS = ("pg1", "pg2", "pg3")
 SERVICE = "postgresql@15-main"
 TABLE = "dbstack_diverged_probe"
-
-
-def wait_for(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return None
 
 
 def standbys_of(lab, primary):
@@ -75,7 +64,7 @@ def main():
     with psycopg.connect(lab.postgres_dsn(primary), autocommit=True) as conn:
         lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
     with psycopg.connect(lab.postgres_dsn(s1), autocommit=True) as conn:
-        if not wait_for(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0],
+        if not lablib.wait_for(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0],
                         30, 0.2):
             print("FAIL: %s did not replay the probe table within 30 s" % s1)
             return 1
@@ -84,7 +73,7 @@ def main():
         for seq in range(1, args.rows + 1):
             conn.execute("INSERT INTO %s (seq) VALUES (%%s)" % TABLE, (seq,))
     os.kill(lab.init_pid(primary), signal.SIGKILL)
-    if wait_for(lambda: not lab.running(primary), 30, 0.1) is None:
+    if lablib.wait_for(lambda: not lab.running(primary), 30, 0.1) is None:
         print("FAIL: %s's container still runs after SIGKILL to its init" % primary)
         return 1
     lab.exec_(s1, "systemctl start %s" % SERVICE)
@@ -104,7 +93,7 @@ def main():
         return 1
 
     subprocess.run(["podman", "start", lab.container(primary)], stdout=subprocess.DEVNULL, check=True)
-    state = wait_for(lambda: lab.exec_(primary, "systemctl is-active %s || true" % SERVICE).strip()
+    state = lablib.wait_for(lambda: lab.exec_(primary, "systemctl is-active %s || true" % SERVICE).strip()
                      in ("failed", "inactive") and "down", 90, 1)
     if state is None or lab.primary(PG_HOSTS) != s1:
         print("FAIL: %s came back as a primary" % primary)
@@ -125,7 +114,7 @@ def main():
                               % match.groups() if match else "NOT rewound"))
     if ahead:
         print("  %s was found ahead: %s" % (s2, ahead.group(1).replace("''", "'")))
-    streaming = wait_for(lambda: standbys_of(lab, s1) == sorted([primary, s2]) and True, 60, 1)
+    streaming = lablib.wait_for(lambda: standbys_of(lab, s1) == sorted([primary, s2]) and True, 60, 1)
     print("standbys streaming from %s: %s" % (s1, ", ".join(standbys_of(lab, s1)) or "none"))
     with psycopg.connect(lab.postgres_dsn(s1, dbname=lablib.APP_DB), autocommit=True) as conn:
         kept = conn.execute("SELECT count(*) FROM %s" % TABLE).fetchone()[0]

@@ -111,3 +111,9 @@ def test_module_result_of_the_json_callback():
     out = json.dumps(dict(plays=[dict(tasks=[dict(hosts=dict(pgb1=dict(changed=False, pause_ms=0.0)))])]))
     assert lablib.module_result(out, "pgb1") == dict(changed=False, pause_ms=0.0)
     assert lablib.module_result("ERROR! no inventory", "pgb1") is None
+
+
+def test_wait_for_returns_the_first_true_value_or_none():
+    answers = iter([None, 0, "ready"])
+    assert lablib.wait_for(lambda: next(answers), 5, step=0.001) == "ready"
+    assert lablib.wait_for(lambda: False, 0.02, step=0.005) is None
