@@ -173,7 +173,8 @@ def test_wait_for_lsn_and_slots(primary, standby, tmp_path):
 
 def test_relax_sync_empties_synchronous_standby_names_after_the_promotion(standby, tmp_path):
     # The standby carries FIRST 1 over a name that never connects: promoted as it is, every commit would wait.
-    standby.psql("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (nobody)'")
+    with open(os.path.join(standby.data, "postgresql.conf"), "a") as conf:  # as postgres_ha sets it
+        conf.write("\nsynchronous_standby_names = 'FIRST 1 (nobody)'\n")
     standby.psql("SELECT pg_reload_conf()")
     _out, preview = run_module("dbstack.ha.pg_promote", args_for(standby, force=True, relax_sync=True), tmp_path,
                                check=True)

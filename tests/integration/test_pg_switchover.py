@@ -70,7 +70,9 @@ def test_a_switchover_that_cannot_prove_rpo_0_rolls_back(stack, tmp_path):
     _out, check = run_module("dbstack.ha.pg_switchover", switchover_args(pgb, pgb.a, standby), tmp_path, check=True)
     assert check["changed"] is True and check["promoted"] is False
     # With relax_sync the target's synchronous_standby_names is emptied before the freeze, and put back on a roll-back.
-    standby.psql("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (nobody)'")
+    # (In its configuration file, as postgres_ha sets it: relax_sync's override is an ALTER SYSTEM, reset on roll-back.)
+    with open(os.path.join(standby.data, "postgresql.conf"), "a") as conf:
+        conf.write("\nsynchronous_standby_names = 'FIRST 1 (nobody)'\n")
     standby.psql("SELECT pg_reload_conf()")
     standby.psql("SELECT pg_wal_replay_pause()")
     try:
