@@ -8,8 +8,8 @@
 # lock), site.yml changed=0, health, switchover back; failover refused on a
 # healthy stack, then a killed and a frozen primary failed over (the old one
 # stays down or stops itself, and rejoins with pg_rewind), site.yml changed=0
-# after each; a standby ahead of a forced failover's target rewound by
-# rejoin.yml; health; then remove it.
+# after each, then the same with a network partition; a standby ahead of a
+# forced failover's target rewound by rejoin.yml; health; then remove it.
 set -euo pipefail
 name=${1:-dbstack-ci}
 inv=inventory/lab
@@ -219,6 +219,15 @@ cat "$log/failover_frozen.txt"
 lab/timed "e2e site.yml after the second failover" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
     >"$log/converge6.log" 2>&1 || { tail -n 60 "$log/converge6.log"; exit 1; }
 recap_ok "$log/converge6.log" 1
+# A network partition: the primary keeps running, cut off from every other lab host (podman network disconnect);
+# Ansible still reaches it through its podman connection, so failover.yml fences it on its host (immediate stop),
+# then the partition heals (podman network connect --ip) and rejoin.yml rewinds it.
+lab/timed "e2e failover (network partition)" python benchmarks/failover.py --lab-name "$name" --runs 1 --no-hand \
+    --partition --max-rto 15 >"$log/failover_partition.txt" 2>&1 || { cat "$log/failover_partition.txt"; exit 1; }
+cat "$log/failover_partition.txt"
+lab/timed "e2e site.yml after the partition" ansible-playbook -i "$inv" playbooks/site.yml -e lab_name="$name" \
+    >"$log/converge_partition.log" 2>&1 || { tail -n 60 "$log/converge_partition.log"; exit 1; }
+recap_ok "$log/converge_partition.log" 1
 # A standby ahead of the one a forced failover promotes (tests/lab/diverged_standby.py): stopped while rows are
 # written, the primary killed, the lagging standby promoted with failover_force; rejoin.yml must find the other one
 # diverged and rewind it with the old primary, and every standby stream again; site.yml then changed=0.
@@ -232,7 +241,7 @@ lab/timed "e2e health after the failovers" ansible-playbook -i "$inv" playbooks/
     -e health_report_file="$PWD/$log/health5.json" >"$log/health5.log" 2>&1 || { tail -n 60 "$log/health5.log"; exit 1; }
 health_json "$log/health5.json" true
 sync_ok "$log/health5.json"
-echo "lab e2e: failover refused on a healthy stack; two failovers (killed, frozen), each old primary refused or stopped, rewound and rejoined; a diverged standby rewound; site.yml changed=0"
+echo "lab e2e: failover refused on a healthy stack; three failovers (killed, frozen, partitioned), each old primary refused or stopped, rewound and rejoined; a diverged standby rewound; site.yml changed=0"
 
 # No lab secret in any playbook output of this run (raw, URL-encoded, base64,
 # or a derived form as good as the secret).
