@@ -160,7 +160,7 @@ promoted:
   returned: always
   type: bool
 sync_relaxed:
-  description: The C(synchronous_standby_names) that O(relax_sync) emptied on the target, or null.
+  description: The C(synchronous_standby_names) that O(relax_sync) emptied (in check mode would empty) on the target, or null.
   returned: always
   type: str
 """
@@ -270,6 +270,7 @@ class Switchover(object):
                                      % (spec["host"], spec["port"], str(exc).strip()), **result)
         if module.check_mode:
             result["changed"] = True
+            result["sync_relaxed"] = relax_sync(target, dry_run=True) if params["relax_sync"] else None
             return result
 
         if params["relax_sync"]:
