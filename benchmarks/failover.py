@@ -179,8 +179,8 @@ def cycle(lab, args, writer, logdir, index, hand):
                            lab.container(old)]).get(fault, ["podman", "start", lab.container(old)])
     subprocess.run(back, stdout=subprocess.DEVNULL, check=True)
     seen = []
-    state = lablib.wait_for(lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None),
-                     90, 1)
+    state = lablib.wait_for(
+        lambda: seen.append(unit_state(lab, old)) or (seen[-1] if seen[-1] in ("failed", "inactive") else None), 90, 1)
     time.sleep(2)
     result["came_back"] = state or unit_state(lab, old)
     if primary_of(lab) != result["new"] or state is None:

@@ -64,8 +64,9 @@ def main():
     with psycopg.connect(lab.postgres_dsn(primary), autocommit=True) as conn:
         lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
     with psycopg.connect(lab.postgres_dsn(s1), autocommit=True) as conn:
-        if not lablib.wait_for(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0],
-                        30, 0.2):
+        replayed = lablib.wait_for(
+            lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0], 30, 0.2)
+        if not replayed:
             print("FAIL: %s did not replay the probe table within 30 s" % s1)
             return 1
     lab.exec_(s1, "systemctl stop %s" % SERVICE)
@@ -93,8 +94,8 @@ def main():
         return 1
 
     subprocess.run(["podman", "start", lab.container(primary)], stdout=subprocess.DEVNULL, check=True)
-    state = lablib.wait_for(lambda: lab.exec_(primary, "systemctl is-active %s || true" % SERVICE).strip()
-                     in ("failed", "inactive") and "down", 90, 1)
+    state = lablib.wait_for(
+        lambda: lab.exec_(primary, "systemctl is-active %s || true" % SERVICE).strip() in ("failed", "inactive"), 90, 1)
     if state is None or lab.primary(PG_HOSTS) != s1:
         print("FAIL: %s came back as a primary" % primary)
         return 1
@@ -110,8 +111,9 @@ def main():
                                     r"\((\S+) commits\)" % (host, s1), flat)) for host in (primary, s2))
     for host in (primary, s2):
         match = rewound[host]
-        print("  %-4s %s" % (host, "rewound: diverged at %s, from checkpoint %s, %s bytes / %s commits past the fork"
-                              % match.groups() if match else "NOT rewound"))
+        what = "rewound: diverged at %s, from checkpoint %s, %s bytes / %s commits past the fork" % match.groups() \
+            if match else "NOT rewound"
+        print("  %-4s %s" % (host, what))
     if ahead:
         print("  %s was found ahead: %s" % (s2, ahead.group(1).replace("''", "'")))
     streaming = lablib.wait_for(lambda: standbys_of(lab, s1) == sorted([primary, s2]) and True, 60, 1)
